@@ -1,0 +1,1 @@
+"""Command-line entry points: fkt-train, fkt-probe, fkt-demo."""

@@ -1,0 +1,57 @@
+"""``fkt-train``: train one method from a recipe (hydra; solo-learn's recipe schema)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from fkt_plugin.backbones import BACKBONES
+from fkt_plugin.cli.errors import user_errors_exit
+from fkt_plugin.data import DATASETS
+from fkt_plugin.methods import METHODS
+
+HELP = f"""\
+fkt-train: train a method from a recipe and test the model selected on validation.
+
+usage:
+  fkt-train --config-path recipes/pretrain/fashion_mnist --config-name fkt_joint [KEY=VALUE ...]
+
+Overrides use hydra's syntax, for example:
+  method=simclr             swap the method (its method_kwargs defaults are filled in)
+  data.label_fraction=0.1   keep labels for 10% of each class (the rest get target -1)
+  max_epochs=20 optimizer.lr=0.1 backbone.name=resnet18 +backbone.kwargs.small_stem=true
+  name=my-run checkpoint.dir=trained_models
+
+Outputs go to <checkpoint.dir>/<name>/: config.yaml, metrics.csv, checkpoints/{{last,best}}.ckpt,
+results.json. Rerunning the same command resumes an interrupted run from last.ckpt.
+Add --cfg job to print the composed recipe without training.
+
+methods:   {", ".join(sorted(METHODS))}
+datasets:  {", ".join(sorted(DATASETS))}
+backbones: {", ".join(sorted(BACKBONES))}
+"""
+
+
+@hydra.main(version_base="1.3", config_path=None, config_name=None)
+def _run(cfg: DictConfig) -> None:
+    from fkt_plugin.runner import train
+
+    with user_errors_exit():
+        results = train(cfg)
+    print(json.dumps({"run": results["name"], "val": results["val"], "test": results["test"]},
+                     indent=2))
+
+
+def main() -> None:
+    """Entry point of ``fkt-train``."""
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(HELP)
+        return
+    _run()
+
+
+if __name__ == "__main__":
+    main()

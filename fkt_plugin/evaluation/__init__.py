@@ -1,0 +1,1 @@
+"""Evaluation: metrics, the linear probe, and the run results files."""

@@ -1,0 +1,243 @@
+"""The base every method shares: backbone, classifier, optimiser, schedule, logging, evaluation.
+
+A method file holds only its heads and its self-supervised loss (:meth:`BaseMethod.ssl_loss`);
+solo-learn's contract applies: one cfg, ``add_and_assert_specific_cfg``, ``learnable_params``,
+batches of ``(idx, views, targets)`` with target -1 for unlabelled images.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from lightly.utils.benchmarking import knn_predict
+from lightly.utils.lars import LARS
+from lightly.utils.scheduler import CosineWarmupScheduler
+from omegaconf import DictConfig, OmegaConf, open_dict
+from torch import nn
+
+from fkt_plugin.backbones import build_backbone
+from fkt_plugin.config import ConfigError
+from fkt_plugin.evaluation.metrics import classification_metrics, topk_accuracy
+
+Batch = tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]
+
+
+def count_views(augmentations: Sequence[Any]) -> int:
+    """Views per image that a recipe's augmentation pipelines make."""
+    return sum(int(pipe.get("num_crops", 1)) for pipe in augmentations)
+
+
+class BaseMethod(pl.LightningModule):
+    """Shared training machinery of all methods.
+
+    A subclass sets the class attributes, adds its heads in ``__init__`` and their parameters to
+    :attr:`learnable_params`, and implements :meth:`ssl_loss` (unless ``ssl_views`` is 0).
+
+    Attributes:
+        default_kwargs: Defaults of ``cfg.method_kwargs``; also the set of keys the method reads.
+        ssl_views: How many leading views the self-supervised loss uses (0: none).
+        supervised_grad: Whether the classification loss trains the encoder (supervised and joint
+            methods) or only a linear classifier on detached features (solo-learn's online
+            classifier, for self-supervised methods).
+        uses_unlabelled: Whether the method learns anything from images with target -1; if not,
+            the datamodule serves only labelled images.
+
+    Args:
+        cfg: A validated run cfg (:func:`fkt_plugin.config.validate_run_cfg`) with
+            ``data.num_classes`` and ``data.num_channels`` filled from the dataset.
+    """
+
+    default_kwargs: ClassVar[dict[str, Any]] = {"supervised_view": 0}
+    ssl_views: ClassVar[int] = 2
+    supervised_grad: ClassVar[bool] = False
+    uses_unlabelled: ClassVar[bool] = True
+
+    def __init__(self, cfg: DictConfig | dict[str, Any]) -> None:
+        super().__init__()
+        cfg = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
+        cfg = self.add_and_assert_specific_cfg(cfg)
+        for key in ("num_classes", "num_channels"):
+            if cfg.data.get(key) is None:
+                raise ConfigError(f"data.{key} is missing: the runner fills it from the dataset")
+        self.cfg = cfg
+        self.save_hyperparameters({"cfg": OmegaConf.to_container(cfg, resolve=True)})
+        self.backbone, self.features_dim = build_backbone(
+            cfg.backbone.name, in_channels=cfg.data.num_channels, **cfg.backbone.kwargs
+        )
+        self.num_classes: int = cfg.data.num_classes
+        self.classifier = nn.Linear(self.features_dim, self.num_classes)
+        self.supervised_view: int = cfg.method_kwargs.supervised_view
+        self._knn_bank: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._test_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.test_metrics: dict[str, float] = {}
+
+    @classmethod
+    def add_and_assert_specific_cfg(cls, cfg: DictConfig) -> DictConfig:
+        """Fills ``cfg.method_kwargs`` from :attr:`default_kwargs` and checks it.
+
+        Keys the method does not read (say, left over after ``method=simclr`` swapped the method
+        of a ``fkt_joint`` recipe) are reported and removed.
+
+        Raises:
+            ConfigError: A value is out of range, or the augmentations make too few views.
+        """
+        with open_dict(cfg):
+            if cfg.get("method_kwargs") is None:
+                cfg.method_kwargs = {}
+            unused = sorted(set(cfg.method_kwargs) - set(cls.default_kwargs))
+            if unused:
+                warnings.warn(f"method_kwargs not used by {cfg.method}: {', '.join(unused)} "
+                              "(ignored)", stacklevel=2)
+                for key in unused:
+                    del cfg.method_kwargs[key]
+            for key, value in cls.default_kwargs.items():
+                if key not in cfg.method_kwargs:
+                    cfg.method_kwargs[key] = value
+        cls.check_kwargs(cfg.method_kwargs)
+        views = count_views(cfg.augmentations)
+        needed = max(cls.ssl_views, cfg.method_kwargs.supervised_view + 1)
+        if views < needed:
+            raise ConfigError(
+                f"{cfg.method} needs {needed} views (self-supervised: {cls.ssl_views}, "
+                f"method_kwargs.supervised_view={cfg.method_kwargs.supervised_view}) but the "
+                f"augmentations make {views}; add crops/pipelines or lower supervised_view"
+            )
+        return cfg
+
+    @staticmethod
+    def check_kwargs(kwargs: DictConfig) -> None:
+        """Validates method-specific kwargs; subclasses extend it."""
+        if not (isinstance(kwargs.supervised_view, int) and kwargs.supervised_view >= 0):
+            raise ConfigError(f"method_kwargs.supervised_view={kwargs.supervised_view!r} must be "
+                              "an int >= 0 (an index into the augmentation views)")
+
+    @property
+    def learnable_params(self) -> list[dict[str, Any]]:
+        """Parameter groups; the online classifier gets its own lr and no weight decay."""
+        classifier: dict[str, Any] = {"name": "classifier", "params": self.classifier.parameters()}
+        if not self.supervised_grad:
+            classifier |= {"lr": self.cfg.optimizer.classifier_lr, "weight_decay": 0.0}
+        return [{"name": "backbone", "params": self.backbone.parameters()}, classifier]
+
+    def configure_optimizers(self) -> Any:
+        opt_cfg, sched_cfg = self.cfg.optimizer, self.cfg.scheduler
+        kwargs = dict(opt_cfg.kwargs)
+        optimizers = {"sgd": torch.optim.SGD, "lars": LARS, "adam": torch.optim.Adam,
+                      "adamw": torch.optim.AdamW}
+        if opt_cfg.name in ("sgd", "lars"):
+            kwargs.setdefault("momentum", 0.9)
+        optimizer = optimizers[opt_cfg.name](self.learnable_params, lr=opt_cfg.lr,
+                                             weight_decay=opt_cfg.weight_decay, **kwargs)
+        if sched_cfg.name == "none":
+            return optimizer
+        total_steps = int(self.trainer.estimated_stepping_batches)
+        warmup_epochs = sched_cfg.warmup_epochs if sched_cfg.name == "warmup_cosine" else 0
+        warmup_steps = int(warmup_epochs * total_steps / self.trainer.max_epochs)
+        # lightly's scheduler scales each group's own lr, so the classifier keeps its ratio.
+        scheduler = CosineWarmupScheduler(
+            optimizer, warmup_epochs=warmup_steps, max_epochs=total_steps,
+            end_value=sched_cfg.min_lr / opt_cfg.lr,
+            warmup_start_value=sched_cfg.warmup_start_lr / opt_cfg.lr,
+        )
+        return [optimizer], [{"scheduler": scheduler, "interval": "step"}]
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Features and class logits of ``(B, C, H, W)`` inputs: ``feats`` (B, D), ``logits``."""
+        feats = self.backbone(x)
+        return {"feats": feats, "logits": self.classifier(feats)}
+
+    def ssl_loss(self, feats: list[torch.Tensor], views: list[torch.Tensor],
+                 targets: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The method's self-supervised loss and the values to log under their solo-learn keys.
+
+        Args:
+            feats: Backbone features ``(B, D)`` of the first :attr:`ssl_views` views.
+            views: All views of the batch, ``(B, C, H, W)`` each.
+            targets: ``(B,)`` labels, -1 for unlabelled images.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has ssl_views > 0 but no ssl_loss")
+
+    def combine_losses(self, ssl: torch.Tensor, supervised: torch.Tensor) -> torch.Tensor:
+        """The training loss from its two terms (the joint method weights them)."""
+        return ssl + supervised
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        _, views, targets = batch
+        used = sorted(set(range(self.ssl_views)) | {self.supervised_view})
+        # One backbone pass over all used views: fewer, larger kernels, and BatchNorm statistics
+        # shared across views as in SimCLR.
+        feats = dict(zip(used, self.backbone(torch.cat([views[i] for i in used])).chunk(len(used)),
+                         strict=True))
+        sup_feats = feats[self.supervised_view]
+        logits = self.classifier(sup_feats if self.supervised_grad else sup_feats.detach())
+        labelled = targets >= 0
+        logs: dict[str, torch.Tensor] = {}
+        if labelled.any():
+            class_loss = F.cross_entropy(logits[labelled], targets[labelled])
+            logs["train_acc1"] = topk_accuracy(logits[labelled], targets[labelled], 1)
+        else:
+            # A batch without labels still gives a valid (self-supervised only) step.
+            class_loss = logits.sum() * 0.0
+        logs["train_class_loss"] = class_loss
+        ssl = torch.zeros((), device=logits.device)
+        if self.ssl_views:
+            ssl, ssl_logs = self.ssl_loss([feats[i] for i in range(self.ssl_views)], views,
+                                          targets)
+            logs |= ssl_logs
+        loss = self.combine_losses(ssl, class_loss)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"{self.cfg.method}: loss is {loss.item()} at epoch {self.current_epoch}, step "
+                f"{self.global_step} (self-supervised {ssl.item():.4g}, classification "
+                f"{class_loss.item():.4g}); checkpoints saved so far are intact. Lower "
+                f"optimizer.lr (now {self.cfg.optimizer.lr}) or check the input data."
+            )
+        logs["train_loss"] = loss
+        self.log_dict(logs, on_epoch=True, on_step=False, sync_dist=True,
+                      batch_size=len(targets))
+        self.log("loss", loss, prog_bar=True, logger=False)
+        if self.cfg.knn_eval.enabled and labelled.any():
+            self._knn_bank.append((F.normalize(sup_feats.detach()[labelled], dim=1),
+                                   targets[labelled]))
+        return loss
+
+    def on_train_epoch_start(self) -> None:
+        self._knn_bank.clear()
+
+    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor],
+                  prefix: str) -> dict[str, torch.Tensor]:
+        x, targets = batch
+        out = self(x)
+        logits = out["logits"]
+        metrics = {f"{prefix}_loss": F.cross_entropy(logits, targets),
+                   f"{prefix}_acc1": topk_accuracy(logits, targets, 1)}
+        if self.num_classes >= 5:
+            metrics[f"{prefix}_acc5"] = topk_accuracy(logits, targets, 5)
+        if self.cfg.knn_eval.enabled and self._knn_bank:
+            bank, bank_targets = (torch.cat(t) for t in zip(*self._knn_bank, strict=True))
+            predicted = knn_predict(F.normalize(out["feats"], dim=1), bank.T, bank_targets,
+                                    self.num_classes, self.cfg.knn_eval.k,
+                                    self.cfg.knn_eval.temperature)
+            metrics[f"{prefix}_knn_acc1"] = (predicted[:, 0] == targets).float().mean()
+        self.log_dict(metrics, on_epoch=True, sync_dist=True, batch_size=len(targets),
+                      prog_bar=prefix == "val")
+        return out
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def on_test_epoch_start(self) -> None:
+        self._test_outputs.clear()
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        out = self._evaluate(batch, "test")
+        self._test_outputs.append((out["logits"].argmax(1).cpu(), batch[1].cpu()))
+
+    def on_test_epoch_end(self) -> None:
+        predicted, targets = (torch.cat(t) for t in zip(*self._test_outputs, strict=True))
+        self.test_metrics = classification_metrics(targets, predicted, self.num_classes)

@@ -1,0 +1,48 @@
+"""Name → object registries with one-decorator registration and helpful lookup errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class UnknownNameError(KeyError):
+    """Raised when a registry is asked for a name it does not hold; the message lists the known ones."""
+
+    def __str__(self) -> str:
+        # KeyError.__str__ would repr() the message and wrap it in quotes.
+        return str(self.args[0])
+
+
+class Registry(dict[str, T]):
+    """A ``dict`` of named components (solo-learn keeps its methods in a plain dict too).
+
+    Args:
+        kind: What the registry holds, used in error messages (e.g. ``"method"``).
+
+    Example:
+        >>> BACKBONES = Registry("backbone")
+        >>> @BACKBONES.register("tiny")
+        ... def tiny(): ...
+    """
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+
+    def register(self, name: str) -> Callable[[T], T]:
+        """Returns a decorator that adds its target under ``name``."""
+
+        def add(obj: T) -> T:
+            if name in self:
+                raise ValueError(f"{self.kind} {name!r} is already registered")
+            self[name] = obj
+            return obj
+
+        return add
+
+    def __missing__(self, name: str) -> T:
+        known = ", ".join(sorted(self)) or "(none)"
+        raise UnknownNameError(f"unknown {self.kind} {name!r}; known {self.kind}s: {known}")

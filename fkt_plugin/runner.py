@@ -1,0 +1,161 @@
+"""A training run: cfg → datamodule + method + Trainer → checkpoints, CSV logs, ``results.json``.
+
+Layout of a run directory ``<checkpoint.dir>/<name>/``::
+
+    config.yaml          the validated cfg (a rerun must match it to resume)
+    checkpoints/         last.ckpt (every epoch, for auto-resume) and best.ckpt (by val_acc1)
+    metrics.csv          Lightning's CSV log
+    results.json         final validation and test metrics of the selected model
+    linear_probe.json    written by :func:`linear_probe`
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf, open_dict
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from pytorch_lightning.loggers import CSVLogger
+
+from fkt_plugin.config import ConfigError, validate_run_cfg
+from fkt_plugin.data import FKTDataModule, ImageDataset, load_dataset
+from fkt_plugin.evaluation.linear_probe import evaluate_probe, extract_features, fit_linear_probe
+from fkt_plugin.methods import METHODS, BaseMethod
+
+# Keys that may change between an interrupted run and its resumption without changing the run.
+_RESUMABLE_KEYS = {"accelerator", "devices", "data.num_workers", "log_every_n_steps",
+                   "data.train_path", "data.val_path", "checkpoint", "auto_resume"}
+
+
+def run_dir_of(cfg: DictConfig) -> Path:
+    """Where a run's files go: ``<checkpoint.dir>/<name>``."""
+    return Path(cfg.checkpoint.dir) / cfg.name
+
+
+def _flat(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in cfg.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and name not in _RESUMABLE_KEYS:
+            flat |= _flat(value, f"{name}.")
+        elif name not in _RESUMABLE_KEYS:
+            flat[name] = value
+    return flat
+
+
+def _claim_run_dir(run_dir: Path, cfg: DictConfig) -> None:
+    """Writes ``config.yaml``, or checks that an existing run there has the same cfg."""
+    saved_path = run_dir / "config.yaml"
+    current = OmegaConf.to_container(cfg, resolve=True)
+    if saved_path.exists():
+        saved = _flat(OmegaConf.to_container(OmegaConf.load(saved_path), resolve=True))
+        now = _flat(current)
+        changed = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k))
+        if changed:
+            details = "; ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in changed[:8])
+            raise ConfigError(
+                f"{run_dir} holds a run with a different config ({details}); give this run "
+                "another name=..., or delete that directory to start over"
+            )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, saved_path)
+
+
+def prepare(cfg: DictConfig) -> tuple[DictConfig, ImageDataset, FKTDataModule]:
+    """Validates cfg, loads the dataset, fills ``data.num_classes/num_channels``, builds splits."""
+    cfg = validate_run_cfg(cfg)
+    dataset = load_dataset(cfg.data.dataset, cfg.data.train_path)
+    with open_dict(cfg):
+        cfg.data.num_classes = dataset.num_classes
+        cfg.data.num_channels = dataset.num_channels
+    method_cls = METHODS[cfg.method]
+    datamodule = FKTDataModule.from_cfg(cfg, dataset, labelled_only=not method_cls.uses_unlabelled)
+    return cfg, dataset, datamodule
+
+
+def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
+    """Trains (or resumes) one run, selects the best epoch on validation, tests it once.
+
+    Args:
+        cfg: A recipe (solo-learn schema); validated and completed here.
+        callbacks: Extra Lightning callbacks.
+
+    Returns:
+        The content written to ``results.json``.
+    """
+    cfg, dataset, datamodule = prepare(cfg)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    model: BaseMethod = METHODS[cfg.method](cfg)
+    run_dir = run_dir_of(cfg)
+    _claim_run_dir(run_dir, cfg)
+    ckpt_dir = run_dir / "checkpoints"
+    checkpointing: list[Callback] = []
+    if cfg.checkpoint.enabled:
+        checkpointing.append(ModelCheckpoint(
+            dirpath=ckpt_dir, filename="best", monitor="val_acc1", mode="max", save_last=True,
+            every_n_epochs=cfg.checkpoint.frequency, enable_version_counter=False,
+        ))
+    trainer = pl.Trainer(
+        max_epochs=cfg.max_epochs, accelerator=cfg.accelerator, devices=cfg.devices,
+        precision=cfg.precision, logger=CSVLogger(run_dir, name="", version=""),
+        callbacks=[*checkpointing, *callbacks], log_every_n_steps=cfg.log_every_n_steps,
+        enable_checkpointing=cfg.checkpoint.enabled, enable_model_summary=False,
+    )
+    last = ckpt_dir / "last.ckpt"
+    resume = str(last) if cfg.auto_resume.enabled and last.exists() else None
+    started = time.time()
+    trainer.fit(model, datamodule=datamodule, ckpt_path=resume)
+    selected = "best" if cfg.checkpoint.enabled else None
+    val = trainer.validate(model, datamodule=datamodule, ckpt_path=selected, verbose=False)[0]
+    trainer.test(model, datamodule=datamodule, ckpt_path=selected, verbose=False)
+    results = {
+        "name": cfg.name, "method": cfg.method, "dataset": cfg.data.dataset,
+        "backbone": cfg.backbone.name, "label_fraction": cfg.data.label_fraction,
+        "seed": cfg.seed, "max_epochs": cfg.max_epochs,
+        "train_images": len(datamodule.train),
+        "labelled_train_images": len(datamodule.labelled_train),
+        "resumed_from": resume, "fit_seconds": round(time.time() - started, 1),
+        "selected_checkpoint": str(ckpt_dir / "best.ckpt") if selected else None,
+        "val": {k.removeprefix("val_"): float(v) for k, v in val.items()},
+        "test": model.test_metrics,
+    }
+    (run_dir / "results.json").write_text(json.dumps(results, indent=2))
+    return results
+
+
+def linear_probe(run_dir: str | Path, checkpoint: str = "best.ckpt") -> dict[str, Any]:
+    """Fits a linear probe on a run's frozen backbone; writes ``linear_probe.json``.
+
+    The probe trains on the run's labelled training images, selects its weight decay on the
+    validation split and is tested once.
+    """
+    run_dir = Path(run_dir)
+    config_path, ckpt_path = run_dir / "config.yaml", run_dir / "checkpoints" / checkpoint
+    for path in (config_path, ckpt_path):
+        if not path.exists():
+            raise FileNotFoundError(f"{path} does not exist: is {run_dir} a finished fkt-train run?")
+    cfg, dataset, datamodule = prepare(OmegaConf.load(config_path))
+    model = METHODS[cfg.method].load_from_checkpoint(ckpt_path, map_location="cpu",
+                                                     weights_only=False)
+    if torch.cuda.is_available():
+        model = model.cuda()
+    transform = datamodule.eval_transform
+    labelled = datamodule.labelled_train
+    train_x = extract_features(model.backbone, labelled, transform, desc="train features")
+    val_x = extract_features(model.backbone, datamodule.val, transform, desc="val features")
+    test_x = extract_features(model.backbone, datamodule.test, transform, desc="test features")
+    probe = fit_linear_probe(train_x, labelled.targets, val_x, datamodule.val.targets,
+                             dataset.num_classes)
+    results = {
+        "run": str(run_dir), "checkpoint": str(ckpt_path), "labelled_train_images": len(labelled),
+        "weight_decay": probe.weight_decay, "val": {"acc1": probe.val_acc1},
+        "test": evaluate_probe(probe, test_x, datamodule.test.targets, dataset.num_classes),
+    }
+    (run_dir / "linear_probe.json").write_text(json.dumps(results, indent=2))
+    return results
