@@ -53,14 +53,15 @@ def resnet50(
 class SmallCNN(nn.Module):
     """Three stages of two 3x3 conv-BN-ReLU blocks (widths w, 2w, 4w), then global average pooling.
 
-    Sized so that joint SSL training of 28-32 px images runs in minutes on two CPU cores.
+    Sized so that joint SSL training of 28-32 px images runs in minutes on two CPU cores
+    (width 16: ~0.6 ms per 28 px image for forward and backward there).
 
     Args:
         in_channels: Image channels (1 for grey).
         width: Channels of the first stage; features are ``4 * width``-dimensional.
     """
 
-    def __init__(self, in_channels: int = 3, width: int = 32) -> None:
+    def __init__(self, in_channels: int = 3, width: int = 16) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         channels = in_channels
@@ -83,7 +84,7 @@ class SmallCNN(nn.Module):
 
 
 @BACKBONES.register("small_cnn")
-def small_cnn(in_channels: int = 3, width: int = 32) -> tuple[nn.Module, int]:
+def small_cnn(in_channels: int = 3, width: int = 16) -> tuple[nn.Module, int]:
     """:class:`SmallCNN`, ``4 * width``-d features."""
     net = SmallCNN(in_channels, width)
     return net, net.num_features

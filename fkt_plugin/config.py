@@ -47,6 +47,7 @@ RUN_DEFAULTS: dict[str, Any] = {
         "warmup_start_lr": 0.0,
         "min_lr": 0.0,
     },
+    "performance": {"disable_channel_last": False},
     "knn_eval": {"enabled": True, "k": 20, "temperature": 0.07},
     "checkpoint": {"enabled": True, "dir": "trained_models", "frequency": 1},
     "auto_resume": {"enabled": True},
@@ -118,7 +119,8 @@ def validate_run_cfg(cfg: DictConfig) -> DictConfig:
     if cfg.get("method") is None:
         raise ConfigError(
             "no method given: pass a recipe (e.g. --config-path recipes/pretrain/fashion_mnist "
-            f"--config-name fkt_joint) or +method=<name>; known methods: {', '.join(sorted(METHODS))}"
+            "--config-name fkt_joint) or +method=<name>; known methods: "
+            f"{', '.join(sorted(METHODS))}"
         )
     method_cls = METHODS[cfg.method]
     extra = [k for k in unknown_keys(cfg, RUN_DEFAULTS) if k.split(".")[0] not in _HYDRA_KEYS]

@@ -9,7 +9,7 @@ T = TypeVar("T")
 
 
 class UnknownNameError(KeyError):
-    """Raised when a registry is asked for a name it does not hold; the message lists the known ones."""
+    """A registry was asked for a name it does not hold; the message lists the known ones."""
 
     def __str__(self) -> str:
         # KeyError.__str__ would repr() the message and wrap it in quotes.

@@ -139,7 +139,9 @@ def linear_probe(run_dir: str | Path, checkpoint: str = "best.ckpt") -> dict[str
     config_path, ckpt_path = run_dir / "config.yaml", run_dir / "checkpoints" / checkpoint
     for path in (config_path, ckpt_path):
         if not path.exists():
-            raise FileNotFoundError(f"{path} does not exist: is {run_dir} a finished fkt-train run?")
+            raise FileNotFoundError(
+                f"{path} does not exist: is {run_dir} a finished fkt-train run?"
+            )
     cfg, dataset, datamodule = prepare(OmegaConf.load(config_path))
     model = METHODS[cfg.method].load_from_checkpoint(ckpt_path, map_location="cpu",
                                                      weights_only=False)

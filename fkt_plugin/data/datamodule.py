@@ -85,7 +85,8 @@ class FKTDataModule(pl.LightningDataModule):
         return self.train.subset((self.train.targets >= 0).nonzero().flatten())
 
     def _loader(self, split: ImageSplit, train: bool) -> DataLoader:
-        sampler = RandomSampler(range(len(split))) if train else SequentialSampler(range(len(split)))
+        indices = range(len(split))
+        sampler = RandomSampler(indices) if train else SequentialSampler(indices)
         # Dropping the last partial batch keeps BatchNorm and NT-Xent away from tiny batches,
         # unless the split is smaller than one batch.
         drop_last = train and len(split) > self.batch_size

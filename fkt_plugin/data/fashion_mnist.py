@@ -86,7 +86,9 @@ def find_fashion_mnist(path: str | os.PathLike[str] | None) -> Path:
     if path is not None:
         folder = Path(path).expanduser()
         if not folder.is_dir():
-            raise DatasetNotFoundError(f"data.train_path={str(path)!r} does not exist; {HOW_TO_GET}")
+            raise DatasetNotFoundError(
+                f"data.train_path={str(path)!r} does not exist; {HOW_TO_GET}"
+            )
         missing = [name for name in needed if not (folder / name).exists()]
         if missing:
             raise DatasetNotFoundError(

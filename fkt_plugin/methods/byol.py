@@ -78,7 +78,8 @@ class BYOL(BaseMethod):
         p0, p1 = self.predictor(self.projector(torch.cat(feats))).chunk(2)
         with torch.no_grad():
             t0, t1 = self.momentum_projector(
-                self.momentum_backbone(torch.cat(views[:2]))).chunk(2)
+                self.momentum_backbone(torch.cat(views[:2]).contiguous(
+                    memory_format=self.memory_format))).chunk(2)
         loss = 0.5 * (self.criterion(p0, t1) + self.criterion(p1, t0))
         return loss, {"train_neg_cos_sim": loss}
 

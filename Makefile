@@ -1,0 +1,29 @@
+# `make demo` and `make test` do all the set-up on a fresh machine.
+VENV   ?= .venv
+PYTHON ?= python3
+PY     := $(VENV)/bin/python
+
+.PHONY: install data demo test lint clean
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+# Fashion-MNIST: Debian's dataset-fashion-mnist as root, else torchvision's download.
+data: install
+	$(PY) -m fkt_plugin.data.fashion_mnist
+
+demo: data
+	$(VENV)/bin/fkt-demo --out demo_runs
+
+# The tests build their own fixtures; the real dataset is fetched for the demo, not needed here.
+test: install
+	-$(PY) -m fkt_plugin.data.fashion_mnist
+	$(VENV)/bin/ruff check fkt_plugin tests
+	$(PY) -m pytest tests
+
+clean:
+	rm -rf demo_runs trained_models .pytest_cache

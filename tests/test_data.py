@@ -1,0 +1,109 @@
+"""Fashion-MNIST's IDX files, the splits and the datamodule."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from fkt_plugin.augmentation import parse_pipelines
+from fkt_plugin.data import FKTDataModule, load_dataset
+from fkt_plugin.data.fashion_mnist import IMAGE_MAGIC, IDXFormatError, read_idx
+from fkt_plugin.data.splits import hide_labels, stratified_pick
+from tests.conftest import RECIPES, write_idx
+
+
+def test_decoded_images_and_labels_equal_the_source(fmnist_dir: Path, digits28) -> None:
+    images, labels = digits28
+    data = load_dataset("fashion_mnist", str(fmnist_dir))
+    assert data.train.images.shape == (1400, 1, 28, 28) and data.num_channels == 1
+    assert torch.equal(data.train.images[:, 0], torch.from_numpy(images[:1400]))
+    assert torch.equal(data.test.targets, torch.from_numpy(labels[1400:]).long())
+    assert data.num_classes == 10
+    pixels = images[:1400].astype(np.float64) / 255
+    assert data.mean[0] == pytest.approx(pixels.mean(), abs=1e-4)
+
+
+def test_wrong_magic_is_named(tmp_path: Path, digits28) -> None:
+    path = tmp_path / "labels.gz"
+    write_idx(path, digits28[1])  # a labels file where images are expected
+    with pytest.raises(IDXFormatError, match="magic number 2049, expected 2051"):
+        read_idx(path, IMAGE_MAGIC)
+
+
+def test_truncated_file_is_named(tmp_path: Path, digits28) -> None:
+    full = tmp_path / "full.gz"
+    write_idx(full, digits28[0][:10])
+    raw = gzip.decompress(full.read_bytes())
+    cut = tmp_path / "cut.gz"
+    cut.write_bytes(gzip.compress(raw[:-100]))
+    with pytest.raises(IDXFormatError, match="truncated or corrupt"):
+        read_idx(cut, IMAGE_MAGIC)
+
+
+def test_label_outside_the_classes_is_refused(tmp_path: Path, fmnist_dir: Path) -> None:
+    for name in fmnist_dir.iterdir():
+        (tmp_path / name.name).write_bytes(name.read_bytes())
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.full(397, 12, dtype=np.uint8))
+    with pytest.raises(IDXFormatError, match="label 12 is outside 0..9"):
+        load_dataset("fashion_mnist", str(tmp_path))
+
+
+def test_stratified_pick_takes_the_share_of_every_class() -> None:
+    targets = torch.arange(10).repeat_interleave(torch.arange(10, 110, 10))  # 10, 20, ... 100
+    picked = stratified_pick(targets, 0.1, seed=3)
+    counts = torch.bincount(targets[picked], minlength=10)
+    assert counts.tolist() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+    assert torch.equal(picked, stratified_pick(targets, 0.1, seed=3))
+    assert not torch.equal(picked, stratified_pick(targets, 0.1, seed=4))
+
+
+def test_hide_labels_keeps_at_least_one_per_class() -> None:
+    targets = torch.arange(5).repeat(20)
+    hidden = hide_labels(targets, 0.01, seed=0)
+    kept = hidden[hidden >= 0]
+    assert sorted(kept.tolist()) == [0, 1, 2, 3, 4]
+    assert torch.equal(hidden[hidden >= 0], targets[hidden >= 0])
+
+
+def _datamodule(fmnist_dir: Path, labelled_only: bool = False) -> FKTDataModule:
+    pipes = parse_pipelines(OmegaConf.load(RECIPES / "augmentations/symmetric_with_weak.yaml"))
+    return FKTDataModule(load_dataset("fashion_mnist", str(fmnist_dir)), pipes, batch_size=50,
+                         label_fraction=0.1, val_fraction=0.2, split_seed=1,
+                         labelled_only=labelled_only)
+
+
+def test_splits_are_disjoint_and_keep_unlabelled_images(fmnist_dir: Path) -> None:
+    dm = _datamodule(fmnist_dir)
+    assert len(dm.val) == pytest.approx(280, abs=5) and (dm.val.targets >= 0).all()
+    assert len(dm.val) + len(dm.train) == 1400
+    labelled = (dm.train.targets >= 0).sum().item()
+    assert labelled == pytest.approx(0.1 * len(dm.train), abs=10)
+    train_rows = {bytes(img.numpy()) for img in dm.train.images}
+    assert not any(bytes(img.numpy()) in train_rows for img in dm.val.images)
+    only = _datamodule(fmnist_dir, labelled_only=True)
+    assert len(only.train) == labelled and (only.train.targets >= 0).all()
+
+
+class _Trainer:
+    def __init__(self, training: bool) -> None:
+        self.training = training
+
+
+def test_batches_become_views_on_the_device(fmnist_dir: Path) -> None:
+    dm = _datamodule(fmnist_dir)
+    idx, images, targets = next(iter(dm.train_dataloader()))
+    assert images.dtype == torch.uint8 and images.shape == (50, 1, 28, 28)
+    assert torch.equal(images, dm.train.images[idx]) and torch.equal(targets, dm.train.targets[idx])
+    dm.trainer = _Trainer(training=True)
+    _, views, same_targets = dm.on_after_batch_transfer((idx, images, targets), 0)
+    assert len(views) == 3 and all(v.shape == (50, 1, 28, 28) for v in views)
+    assert all(v.dtype == torch.float32 for v in views) and same_targets is targets
+    dm.trainer = _Trainer(training=False)
+    x, y = dm.on_after_batch_transfer((idx, images, targets), 0)
+    expected = (images.float() / 255 - dm.dataset.mean[0]) / dm.dataset.std[0]
+    assert torch.allclose(x, expected, atol=1e-6) and y is targets
