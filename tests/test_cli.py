@@ -1,0 +1,105 @@
+"""fkt-train end to end, auto-resume, clear errors at the command line, and fkt-probe."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+
+from fkt_plugin.config import ConfigError
+from fkt_plugin.runner import linear_probe, run_dir_of, train
+from tests.conftest import RECIPES, load_recipe, tiny_overrides
+
+
+def fkt_train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "fkt_plugin.cli.train", "--config-path", str(RECIPES), *args]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def test_fkt_train_end_to_end(fmnist_dir: Path, tmp_path: Path) -> None:
+    done = fkt_train("--config-name", "fkt_joint", *tiny_overrides(fmnist_dir, tmp_path / "runs"),
+                     "data.label_fraction=0.2", "++name=e2e", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    run_dir = tmp_path / "runs" / "e2e"
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["method"] == "fkt_joint" and results["label_fraction"] == 0.2
+    assert results["labelled_train_images"] == pytest.approx(0.2 * results["train_images"], abs=10)
+    for key in ("acc1", "precision_macro", "recall_macro", "f1_macro"):
+        assert 0.0 <= results["test"][key] <= 1.0
+    assert {"acc1", "acc5", "knn_acc1", "loss"} <= set(results["val"])
+    assert (run_dir / "checkpoints" / "best.ckpt").exists()
+    header = (run_dir / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"train_nce_loss", "train_class_loss", "train_acc1", "val_acc1",
+            "val_knn_acc1"} <= set(header)
+    assert not (tmp_path / "outputs").exists()  # hydra writes nothing of its own
+
+
+def test_unknown_method_on_the_command_line(fmnist_dir: Path, tmp_path: Path) -> None:
+    done = fkt_train("--config-name", "simclr", *tiny_overrides(fmnist_dir, tmp_path),
+                     "method=swav", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "error: unknown method 'swav'; known methods: byol, fkt_joint, simclr" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_help_lists_methods_and_datasets(tmp_path: Path) -> None:
+    done = fkt_train("--help", cwd=tmp_path)
+    assert done.returncode == 0
+    assert "methods:   byol, fkt_joint, simclr, supervised" in done.stdout
+    assert "datasets:  fashion_mnist" in done.stdout
+
+
+class _Interrupt(pl.Callback):
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.current_epoch == 1:
+            raise RuntimeError("simulated interruption")
+
+
+class _EpochRecorder(pl.Callback):
+    def __init__(self) -> None:
+        self.epochs: list[int] = []
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.epochs.append(trainer.current_epoch)
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoint(fmnist_dir: Path, tmp_path: Path) -> None:
+    overrides = [*tiny_overrides(fmnist_dir, tmp_path), "max_epochs=2", "++name=resume"]
+    with pytest.raises(RuntimeError, match="simulated interruption"):
+        train(load_recipe("supervised", overrides), callbacks=[_Interrupt()])
+    cfg = load_recipe("supervised", overrides)
+    last = run_dir_of(cfg) / "checkpoints" / "last.ckpt"
+    assert last.exists() and not (run_dir_of(cfg) / "results.json").exists()
+    recorder = _EpochRecorder()
+    results = train(cfg, callbacks=[recorder])
+    assert recorder.epochs == [1]
+    assert results["resumed_from"] == str(last)
+
+
+def test_a_run_directory_of_another_config_is_not_resumed(fmnist_dir: Path,
+                                                          tmp_path: Path) -> None:
+    overrides = [*tiny_overrides(fmnist_dir, tmp_path), "++name=clash"]
+    train(load_recipe("supervised", overrides))
+    with pytest.raises(ConfigError, match=r"different config \(optimizer.lr: 0.12 -> 0.5"):
+        train(load_recipe("supervised", [*overrides, "optimizer.lr=0.5"]))
+
+
+def test_linear_probe_of_a_finished_run(fmnist_dir: Path, tmp_path: Path) -> None:
+    cfg = load_recipe("simclr", [*tiny_overrides(fmnist_dir, tmp_path), "++name=probe"])
+    train(cfg)
+    results = linear_probe(run_dir_of(cfg))
+    saved = json.loads((run_dir_of(cfg) / "linear_probe.json").read_text())
+    assert saved == results
+    assert results["weight_decay"] in (0.0, 1e-4, 1e-3, 1e-2)
+    assert 0.0 <= results["test"]["acc1"] <= 1.0
+
+
+def test_probe_of_a_missing_run_is_a_clear_error(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "fkt_plugin.cli.probe", str(tmp_path / "none")],
+                          capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "does not exist: is" in done.stderr and "Traceback" not in done.stderr
