@@ -33,8 +33,8 @@ class Arm:
 
 
 def run_arm(arm: Arm, recipes: Path, fraction: float, seed: int, out: Path,
-            extra: list[str]) -> dict[str, Any]:
-    """Trains (or reads back) one run of ``arm`` and returns its test metrics."""
+            extra: list[str], train_missing: bool = True) -> dict[str, Any] | None:
+    """Trains (or reads back) one run of ``arm``; its test metrics, or None if not trained."""
     from fkt_plugin.runner import linear_probe, run_dir_of, train
 
     overrides = [f"data.label_fraction={fraction}", f"seed={seed}", f"data.split_seed={seed}",
@@ -46,6 +46,8 @@ def run_arm(arm: Arm, recipes: Path, fraction: float, seed: int, out: Path,
     results_file = run_dir / ("linear_probe.json" if arm.linear_probe else "results.json")
     if results_file.exists() and (run_dir / "results.json").exists():
         return json.loads(results_file.read_text())["test"]
+    if not train_missing:
+        return None
     train(cfg)
     return (linear_probe(run_dir) if arm.linear_probe
             else json.loads((run_dir / "results.json").read_text()))["test"]
@@ -88,21 +90,29 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"recipe folder (default: {DEFAULT_RECIPES})")
     parser.add_argument("--out", type=Path, default=Path("demo_runs"),
                         help="output folder (default: demo_runs)")
+    parser.add_argument("--no-train", action="store_true",
+                        help="only summarise the runs already finished under --out")
     parser.add_argument("overrides", nargs="*",
                         help="hydra overrides applied to every run, e.g. backbone.name=resnet18")
     args = parser.parse_args(argv)
     arms = [Arm("supervised", "supervised", args.supervised_epochs),
             Arm("simclr → linear", "simclr", args.ssl_epochs, linear_probe=True),
             Arm("fkt_joint", "fkt_joint", args.ssl_epochs)]
-    jobs = [(arm, f, s) for f in args.fractions for s in args.seeds for arm in arms]
+    # Seeds outermost, so that a comparison stopped early has every fraction at equal depth.
+    jobs = [(arm, f, s) for s in args.seeds for f in args.fractions for arm in arms]
     rows: list[dict[str, Any]] = []
     started = time.time()
     with user_errors_exit():
         for i, (arm, fraction, seed) in enumerate(jobs, 1):
             print(f"[{i}/{len(jobs)}] {arm.label}, {fraction:g} labels, seed {seed} "
                   f"({time.time() - started:.0f} s so far)", flush=True)
-            test = run_arm(arm, args.recipes, fraction, seed, args.out, args.overrides)
+            test = run_arm(arm, args.recipes, fraction, seed, args.out, args.overrides,
+                           train_missing=not args.no_train)
+            if test is None:
+                continue
             rows.append({"arm": arm.label, "label_fraction": fraction, "seed": seed, **test})
+    if not rows:
+        raise SystemExit(f"error: no finished runs under {args.out}")
     args.out.mkdir(parents=True, exist_ok=True)
     with open(args.out / "results.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
