@@ -20,6 +20,11 @@ def nt_xent(z0: torch.Tensor, z1: torch.Tensor, temperature: float) -> torch.Ten
     return F.cross_entropy(sim, positives)
 
 
+def relative_difference(a: torch.Tensor, b: torch.Tensor) -> float:
+    """||a - b|| / ||b||: float noise gives ~1e-6, a missing or extra loss term gives ~0.1-1."""
+    return ((a - b).norm() / b.norm()).item()
+
+
 def batch(num_views: int = 3, n: int = 16, labelled_every: int = 2):
     gen = torch.Generator().manual_seed(0)
     views = [torch.randn(n, 1, 28, 28, generator=gen) for _ in range(num_views)]
@@ -88,8 +93,8 @@ def test_one_step_moves_the_encoder_by_both_terms(make_cfg) -> None:
         model.cfg.method_kwargs.ssl_weight, model.cfg.method_kwargs.sup_weight = ssl_w, sup_w
         deltas[name] = torch.cat([d.flatten() for d in _encoder_step(model, views, targets)])
     assert deltas["ssl"].norm() > 0 and deltas["sup"].norm() > 0
-    assert torch.allclose(deltas["both"], deltas["ssl"] + deltas["sup"], atol=1e-6)
-    assert not torch.allclose(deltas["both"], deltas["ssl"], atol=1e-6)
+    assert relative_difference(deltas["both"], deltas["ssl"] + deltas["sup"]) < 1e-4
+    assert relative_difference(deltas["both"], deltas["ssl"]) > 1e-2
 
 
 def test_simclr_online_classifier_does_not_train_the_encoder(make_cfg) -> None:
@@ -102,8 +107,8 @@ def test_simclr_online_classifier_does_not_train_the_encoder(make_cfg) -> None:
     f0, f1 = model.backbone(torch.cat(views)).chunk(2)
     z0, z1 = model.projector(torch.cat([f0, f1])).chunk(2)
     nt_xent(z0, z1, model.cfg.method_kwargs.temperature).backward()
-    for got, want in zip(grads, (p.grad for p in model.backbone.parameters()), strict=True):
-        assert torch.allclose(got, want, atol=1e-6)
+    want = torch.cat([p.grad.flatten() for p in model.backbone.parameters()])
+    assert relative_difference(torch.cat([g.flatten() for g in grads]), want) < 1e-4
 
 
 def test_supervised_loss_is_cross_entropy_on_the_labelled_images(make_cfg) -> None:
