@@ -77,6 +77,7 @@ class BaseMethod(pl.LightningModule):
         self.classifier = nn.Linear(self.features_dim, self.num_classes)
         self.supervised_view: int = cfg.method_kwargs.supervised_view
         self._knn_bank: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._knn_reference: tuple[torch.Tensor, torch.Tensor] | None = None
         self._test_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.test_metrics: dict[str, float] = {}
 
@@ -213,6 +214,16 @@ class BaseMethod(pl.LightningModule):
     def on_train_epoch_start(self) -> None:
         self._knn_bank.clear()
 
+    def _start_evaluation(self) -> None:
+        # The bank is joined once per evaluation, not once per evaluated batch.
+        self._knn_reference = None
+        if self.cfg.knn_eval.enabled and self._knn_bank:
+            bank, targets = (torch.cat(t) for t in zip(*self._knn_bank, strict=True))
+            self._knn_reference = (bank.T.contiguous(), targets)
+
+    def on_validation_epoch_start(self) -> None:
+        self._start_evaluation()
+
     def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor],
                   prefix: str) -> dict[str, torch.Tensor]:
         x, targets = batch
@@ -222,9 +233,9 @@ class BaseMethod(pl.LightningModule):
                    f"{prefix}_acc1": topk_accuracy(logits, targets, 1)}
         if self.num_classes >= 5:
             metrics[f"{prefix}_acc5"] = topk_accuracy(logits, targets, 5)
-        if self.cfg.knn_eval.enabled and self._knn_bank:
-            bank, bank_targets = (torch.cat(t) for t in zip(*self._knn_bank, strict=True))
-            predicted = knn_predict(F.normalize(out["feats"], dim=1), bank.T, bank_targets,
+        if self._knn_reference is not None:
+            bank, bank_targets = self._knn_reference
+            predicted = knn_predict(F.normalize(out["feats"], dim=1), bank, bank_targets,
                                     self.num_classes, self.cfg.knn_eval.k,
                                     self.cfg.knn_eval.temperature)
             metrics[f"{prefix}_knn_acc1"] = (predicted[:, 0] == targets).float().mean()
@@ -236,6 +247,7 @@ class BaseMethod(pl.LightningModule):
         self._evaluate(batch, "val")
 
     def on_test_epoch_start(self) -> None:
+        self._start_evaluation()
         self._test_outputs.clear()
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
