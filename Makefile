@@ -17,7 +17,7 @@ data: install
 	$(PY) -m fkt_plugin.data.fashion_mnist
 
 demo: data
-	$(VENV)/bin/fkt-demo --out demo_runs
+	$(VENV)/bin/fkt-compare --config-path $(CURDIR)/recipes/compare --config-name demo out=$(CURDIR)/demo_runs
 
 # The tests build their own fixtures; the real dataset is fetched for the demo, not needed here.
 test: install

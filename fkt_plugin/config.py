@@ -24,6 +24,8 @@ RUN_DEFAULTS: dict[str, Any] = {
     "seed": 5,
     "backbone": {"name": "small_cnn", "kwargs": {}},
     "method_kwargs": {},
+    # A checkpoint whose backbone initialises this run (ours, solo-learn's, or a state dict).
+    "pretrained_feature_extractor": None,
     "data": {
         "dataset": "fashion_mnist",
         "train_path": None,
@@ -161,3 +163,150 @@ def validate_run_cfg(cfg: DictConfig) -> DictConfig:
             cfg.name = (f"{cfg.method}-{cfg.data.dataset}-labels{cfg.data.label_fraction:g}"
                         f"-seed{cfg.seed}")
     return method_cls.add_and_assert_specific_cfg(cfg)
+
+
+PROTOCOLS = ("linear", "mlp", "knn", "finetune")
+
+# Evaluation protocols of a finished run (fkt-eval; also the compare sweep's `eval` block).
+EVAL_DEFAULTS: dict[str, Any] = {
+    "run_dir": None,
+    # The end of pre-training: self-supervised training selects no epoch with labels.
+    "checkpoint": "last.ckpt",
+    "protocols": ["linear", "knn"],
+    # null: the run's own label fraction and split seed.
+    "label_fraction": None,
+    "linear": {"weight_decays": [0.0, 1e-4, 1e-3, 1e-2], "max_iter": 200},
+    "mlp": {"hidden_dim": 512, "epochs": 100, "batch_size": 256, "lr": 1e-3,
+            "weight_decay": 1e-4},
+    "knn": {"k": 20, "temperature": 0.07},
+    # Fine-tuning is a supervised run initialised from the checkpoint: a lower learning rate
+    # than training from scratch, a short schedule, weak augmentation (null: random resized
+    # crops of scale 0.5-1 and flips at the run's crop size).
+    "finetune": {"max_epochs": 20, "lr": 0.03, "weight_decay": 5e-4, "warmup_epochs": 1,
+                 "augmentations": None},
+    "plots": {"confusion_matrix": True, "embedding": True, "embedding_samples": 2000},
+}
+
+
+def validate_eval_cfg(cfg: DictConfig) -> DictConfig:
+    """Fills :data:`EVAL_DEFAULTS` into an evaluation cfg and validates it.
+
+    Raises:
+        ConfigError: An unknown key or protocol, or a value out of range.
+    """
+    extra = [k for k in unknown_keys(cfg, EVAL_DEFAULTS) if k.split(".")[0] not in _HYDRA_KEYS]
+    if extra:
+        raise ConfigError(f"unknown evaluation keys: {', '.join(extra)}; known: "
+                          f"{', '.join(EVAL_DEFAULTS)}")
+    fill_defaults(cfg, EVAL_DEFAULTS)
+    if isinstance(cfg.protocols, str):
+        with open_dict(cfg):
+            cfg.protocols = [cfg.protocols]
+    unknown = [p for p in cfg.protocols if p not in PROTOCOLS]
+    if unknown or not cfg.protocols:
+        raise ConfigError(f"protocols={list(cfg.protocols)} must be a non-empty list of "
+                          f"{', '.join(PROTOCOLS)}")
+    if cfg.label_fraction is not None:
+        require_in_range(cfg.label_fraction, "label_fraction", 0.0, 1.0, low_open=True)
+    if isinstance(cfg.finetune.max_epochs, Mapping):
+        for fraction in cfg.finetune.max_epochs:
+            epochs_for(cfg.finetune.max_epochs, float(fraction), "finetune.max_epochs")
+    else:
+        epochs_for(cfg.finetune.max_epochs, 1.0, "finetune.max_epochs")
+    for key in ("mlp.epochs", "mlp.hidden_dim", "mlp.batch_size", "knn.k", "linear.max_iter"):
+        value = OmegaConf.select(cfg, key)
+        if not (isinstance(value, int) and value > 0):
+            raise ConfigError(f"{key}={value!r} must be an int > 0")
+    for key in ("mlp.lr", "finetune.lr", "knn.temperature"):
+        if not OmegaConf.select(cfg, key) > 0:
+            raise ConfigError(f"{key}={OmegaConf.select(cfg, key)!r} must be > 0")
+    return cfg
+
+
+# A comparison sweep (fkt-compare): arms × label fractions × seeds.
+COMPARE_DEFAULTS: dict[str, Any] = {
+    # Folder of the arms' training recipes; relative paths start at the compare recipe's folder.
+    "recipes": None,
+    "out": "compare_runs",
+    "fractions": [0.01, 0.1, 1.0],
+    "seeds": [0, 1, 2],
+    # Hydra overrides applied to every training run of the sweep.
+    "overrides": [],
+    "arms": [],
+    # Settings of the evaluation protocols (keys of EVAL_DEFAULTS; run_dir etc. are set per run).
+    "eval": {},
+    # The t-SNE figure shows every arm at one label fraction (null: the smallest) and seed
+    # (null: the first).
+    "embedding": {"fraction": None, "seed": None, "samples": 2000},
+    # true: train nothing, summarise the runs finished so far.
+    "summary_only": False,
+}
+
+ARM_DEFAULTS: dict[str, Any] = {
+    "name": None,
+    "recipe": None,
+    # An int, or a mapping label fraction → epochs (fewer labels, more epochs per label).
+    "epochs": None,
+    # null: the run's own classifier; else an evaluation protocol of the trained backbone.
+    "protocol": None,
+    "overrides": [],
+}
+
+
+def epochs_for(value: Any, fraction: float, key: str) -> int:
+    """Resolves an epochs setting that is an int or a mapping label fraction → int."""
+    if isinstance(value, Mapping):
+        matches = [v for f, v in value.items() if abs(float(f) - fraction) < 1e-12]
+        if not matches:
+            raise ConfigError(f"{key} has no entry for label fraction {fraction:g} (it has "
+                              f"{', '.join(f'{float(f):g}' for f in value)})")
+        value = matches[0]
+    if not (isinstance(value, int) and value > 0):
+        raise ConfigError(f"{key}={value!r} must be an int > 0 or a mapping fraction → int")
+    return value
+
+
+def validate_compare_cfg(cfg: DictConfig) -> DictConfig:
+    """Fills :data:`COMPARE_DEFAULTS` (and each arm's :data:`ARM_DEFAULTS`) and validates.
+
+    Raises:
+        ConfigError: Unknown keys, no arms, an arm without name/recipe/epochs, an unknown
+            protocol, duplicate arm names, empty seeds, or a fraction outside (0, 1].
+    """
+    extra = [k for k in unknown_keys(cfg, COMPARE_DEFAULTS) if k.split(".")[0] not in _HYDRA_KEYS]
+    extra = [k for k in extra if not k.startswith(("arms", "eval"))]
+    if extra:
+        raise ConfigError(f"unknown compare keys: {', '.join(extra)}; known: "
+                          f"{', '.join(COMPARE_DEFAULTS)}")
+    fill_defaults(cfg, COMPARE_DEFAULTS)
+    if cfg.recipes is None:
+        raise ConfigError("recipes is not set: give the folder of the arms' training recipes")
+    if not cfg.seeds:
+        raise ConfigError("seeds is empty: give at least one seed, e.g. seeds=[0]")
+    if not cfg.fractions:
+        raise ConfigError("fractions is empty: give label fractions in (0, 1], e.g. [0.1]")
+    for fraction in cfg.fractions:
+        require_in_range(fraction, "fractions[...]", 0.0, 1.0, low_open=True)
+    if not cfg.arms:
+        raise ConfigError("arms is empty: declare at least one arm (name, recipe, epochs)")
+    names = set()
+    for i, arm in enumerate(cfg.arms):
+        bad = unknown_keys(arm, ARM_DEFAULTS)
+        if bad:
+            raise ConfigError(f"arms[{i}] has unknown keys {', '.join(bad)}; known: "
+                              f"{', '.join(ARM_DEFAULTS)}")
+        fill_defaults(arm, ARM_DEFAULTS, prefix=f"arms[{i}].")
+        for key in ("name", "recipe", "epochs"):
+            if arm[key] is None:
+                raise ConfigError(f"arms[{i}].{key} is missing")
+        if arm.name in names:
+            raise ConfigError(f"two arms are named {arm.name!r}; arm names must be unique")
+        names.add(arm.name)
+        if arm.protocol is not None and arm.protocol not in PROTOCOLS:
+            raise ConfigError(f"arms[{i}].protocol={arm.protocol!r} is unknown; use null (the "
+                              f"run's own classifier) or one of {', '.join(PROTOCOLS)}")
+        for fraction in cfg.fractions:
+            epochs_for(arm.epochs, fraction, f"arms[{i}].epochs")
+    with open_dict(cfg):
+        cfg.eval = validate_eval_cfg(OmegaConf.create(OmegaConf.to_container(cfg.eval)))
+    return cfg

@@ -6,7 +6,8 @@ Layout of a run directory ``<checkpoint.dir>/<name>/``::
     checkpoints/         last.ckpt (every epoch, for auto-resume) and best.ckpt (by val_acc1)
     metrics.csv          Lightning's CSV log
     results.json         final validation and test metrics of the selected model
-    linear_probe.json    written by :func:`linear_probe`
+    confusion_matrix.png test confusion matrix of the selected model
+    eval/                frozen-feature evaluations (:mod:`fkt_plugin.evaluation.protocols`)
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
 
+from fkt_plugin.checkpoints import load_backbone_weights
 from fkt_plugin.config import ConfigError, validate_run_cfg
 from fkt_plugin.data import FKTDataModule, ImageDataset, load_dataset
-from fkt_plugin.evaluation.linear_probe import evaluate_probe, extract_features, fit_linear_probe
+from fkt_plugin.evaluation.plots import plot_confusion_matrix
 from fkt_plugin.methods import METHODS, BaseMethod
 
 # Keys that may change between an interrupted run and its resumption without changing the run.
@@ -74,6 +75,7 @@ def prepare(cfg: DictConfig) -> tuple[DictConfig, ImageDataset, FKTDataModule]:
     with open_dict(cfg):
         cfg.data.num_classes = dataset.num_classes
         cfg.data.num_channels = dataset.num_channels
+        cfg.data.ordinal = dataset.ordinal
     method_cls = METHODS[cfg.method]
     datamodule = FKTDataModule.from_cfg(cfg, dataset, labelled_only=not method_cls.uses_unlabelled)
     return cfg, dataset, datamodule
@@ -109,6 +111,11 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
     )
     last = ckpt_dir / "last.ckpt"
     resume = str(last) if cfg.auto_resume.enabled and last.exists() else None
+    initialised_from = None
+    if cfg.pretrained_feature_extractor and resume is None:
+        report = load_backbone_weights(model.backbone, cfg.pretrained_feature_extractor)
+        initialised_from = {"checkpoint": str(cfg.pretrained_feature_extractor),
+                            "keys": str(report)}
     started = time.time()
     trainer.fit(model, datamodule=datamodule, ckpt_path=resume)
     selected = "best" if cfg.checkpoint.enabled else None
@@ -120,44 +127,14 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
         "seed": cfg.seed, "max_epochs": cfg.max_epochs,
         "train_images": len(datamodule.train),
         "labelled_train_images": len(datamodule.labelled_train),
-        "resumed_from": resume, "fit_seconds": round(time.time() - started, 1),
+        "resumed_from": resume, "initialised_from": initialised_from,
+        "fit_seconds": round(time.time() - started, 1),
         "selected_checkpoint": str(ckpt_dir / "best.ckpt") if selected else None,
         "val": {k.removeprefix("val_"): float(v) for k, v in val.items()},
         "test": model.test_metrics,
+        "test_confusion_matrix": model.test_confusion,
     }
+    plot_confusion_matrix(model.test_confusion, dataset.class_names,
+                          run_dir / "confusion_matrix.png", title=f"{cfg.name} (test)")
     (run_dir / "results.json").write_text(json.dumps(results, indent=2))
-    return results
-
-
-def linear_probe(run_dir: str | Path, checkpoint: str = "best.ckpt") -> dict[str, Any]:
-    """Fits a linear probe on a run's frozen backbone; writes ``linear_probe.json``.
-
-    The probe trains on the run's labelled training images, selects its weight decay on the
-    validation split and is tested once.
-    """
-    run_dir = Path(run_dir)
-    config_path, ckpt_path = run_dir / "config.yaml", run_dir / "checkpoints" / checkpoint
-    for path in (config_path, ckpt_path):
-        if not path.exists():
-            raise FileNotFoundError(
-                f"{path} does not exist: is {run_dir} a finished fkt-train run?"
-            )
-    cfg, dataset, datamodule = prepare(OmegaConf.load(config_path))
-    model = METHODS[cfg.method].load_from_checkpoint(ckpt_path, map_location="cpu",
-                                                     weights_only=False)
-    if torch.cuda.is_available():
-        model = model.cuda()
-    transform = datamodule.eval_transform
-    labelled = datamodule.labelled_train
-    train_x = extract_features(model.backbone, labelled, transform, desc="train features")
-    val_x = extract_features(model.backbone, datamodule.val, transform, desc="val features")
-    test_x = extract_features(model.backbone, datamodule.test, transform, desc="test features")
-    probe = fit_linear_probe(train_x, labelled.targets, val_x, datamodule.val.targets,
-                             dataset.num_classes)
-    results = {
-        "run": str(run_dir), "checkpoint": str(ckpt_path), "labelled_train_images": len(labelled),
-        "weight_decay": probe.weight_decay, "val": {"acc1": probe.val_acc1},
-        "test": evaluate_probe(probe, test_x, datamodule.test.targets, dataset.num_classes),
-    }
-    (run_dir / "linear_probe.json").write_text(json.dumps(results, indent=2))
     return results

@@ -44,6 +44,8 @@ class ImageDataset:
         class_names: One name per class index.
         mean: Per-channel mean of the training images in [0, 1], for normalisation.
         std: Per-channel standard deviation in [0, 1].
+        ordinal: Whether the classes are ordered grades (then quadratic weighted kappa is
+            reported beside accuracy).
     """
 
     train: ImageSplit
@@ -51,6 +53,7 @@ class ImageDataset:
     class_names: tuple[str, ...]
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    ordinal: bool = False
 
     @property
     def num_classes(self) -> int:

@@ -12,24 +12,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
-
-from fkt_plugin.data.dataset import ImageSplit
-from fkt_plugin.evaluation.metrics import classification_metrics
-
-
-@torch.no_grad()
-def extract_features(backbone: nn.Module, split: ImageSplit, transform: nn.Module,
-                     batch_size: int = 512, desc: str = "features") -> torch.Tensor:
-    """``(N, D)`` features of a split's images, in eval mode, on the backbone's device."""
-    device = next(backbone.parameters()).device
-    was_training = backbone.training
-    backbone.eval()
-    transform = transform.to(device)
-    chunks = [backbone(transform(split.images[i:i + batch_size].to(device))).float().cpu()
-              for i in tqdm(range(0, len(split), batch_size), desc=desc, leave=False)]
-    backbone.train(was_training)
-    return torch.cat(chunks)
 
 
 @dataclass
@@ -43,9 +25,9 @@ class LinearProbe:
     val_acc1: float
 
     @torch.no_grad()
-    def predict(self, feats: torch.Tensor) -> torch.Tensor:
-        """Class indices ``(N,)`` of ``(N, D)`` features."""
-        return self.linear((feats - self.mean) / self.std).argmax(1)
+    def scores(self, feats: torch.Tensor) -> torch.Tensor:
+        """Class logits ``(N, C)`` of ``(N, D)`` features."""
+        return self.linear((feats - self.mean) / self.std)
 
 
 def _fit(x: torch.Tensor, y: torch.Tensor, num_classes: int, weight_decay: float,
@@ -77,20 +59,16 @@ def fit_linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.
         weight_decays: L2 penalties tried.
         max_iter: L-BFGS iterations per fit.
     """
-    mean, std = train_x.mean(0), train_x.std(0).clamp_min(1e-6)
+    if not weight_decays:
+        raise ValueError("weight_decays is empty: give at least one L2 penalty, e.g. [0.0]")
+    mean, std = train_x.mean(0), train_x.std(0).nan_to_num(1.0).clamp_min(1e-6)
     train_z, val_z = (train_x - mean) / std, (val_x - mean) / std
     best: LinearProbe | None = None
     for weight_decay in weight_decays:
-        linear = _fit(train_z, train_y, num_classes, weight_decay, max_iter)
+        linear = _fit(train_z, train_y, num_classes, float(weight_decay), max_iter)
         with torch.no_grad():
             acc = (linear(val_z).argmax(1) == val_y).float().mean().item()
         if best is None or acc > best.val_acc1:
-            best = LinearProbe(mean, std, linear, weight_decay, acc)
-    assert best is not None, "weight_decays is empty"
+            best = LinearProbe(mean, std, linear, float(weight_decay), acc)
+    assert best is not None
     return best
-
-
-def evaluate_probe(probe: LinearProbe, test_x: torch.Tensor, test_y: torch.Tensor,
-                   num_classes: int) -> dict[str, float]:
-    """Test metrics of a fitted probe."""
-    return classification_metrics(test_y, probe.predict(test_x), num_classes)

@@ -22,7 +22,7 @@ from torch import nn
 
 from fkt_plugin.backbones import build_backbone
 from fkt_plugin.config import ConfigError
-from fkt_plugin.evaluation.metrics import classification_metrics, topk_accuracy
+from fkt_plugin.evaluation.metrics import classification_metrics, confusion, topk_accuracy
 
 Batch = tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]
 
@@ -80,6 +80,7 @@ class BaseMethod(pl.LightningModule):
         self._knn_reference: tuple[torch.Tensor, torch.Tensor] | None = None
         self._test_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.test_metrics: dict[str, float] = {}
+        self.test_confusion: list[list[int]] = []
 
     @classmethod
     def add_and_assert_specific_cfg(cls, cfg: DictConfig) -> DictConfig:
@@ -252,8 +253,13 @@ class BaseMethod(pl.LightningModule):
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         out = self._evaluate(batch, "test")
-        self._test_outputs.append((out["logits"].argmax(1).cpu(), batch[1].cpu()))
+        self._test_outputs.append((out["logits"].detach().float().cpu(), batch[1].cpu()))
 
     def on_test_epoch_end(self) -> None:
-        predicted, targets = (torch.cat(t) for t in zip(*self._test_outputs, strict=True))
-        self.test_metrics = classification_metrics(targets, predicted, self.num_classes)
+        scores, targets = (torch.cat(t) for t in zip(*self._test_outputs, strict=True))
+        predicted = scores.argmax(1)
+        self.test_metrics = classification_metrics(
+            targets, predicted, self.num_classes, scores=scores,
+            ordinal=bool(self.cfg.data.get("ordinal", False)),
+        )
+        self.test_confusion = confusion(targets, predicted, self.num_classes)

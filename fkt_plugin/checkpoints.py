@@ -1,0 +1,77 @@
+"""Loading backbone weights from the checkpoints users have: ours and solo-learn's (Lightning
+checkpoints whose ``state_dict`` holds ``backbone.*`` keys), and plain (torchvision) state dicts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from fkt_plugin.config import ConfigError
+
+
+@dataclass
+class KeyReport:
+    """What loading matched: the keys the backbone wanted but the file lacked, and the reverse."""
+
+    loaded: int
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        def some(keys: list[str]) -> str:
+            return ", ".join(keys[:6]) + (f" (+{len(keys) - 6} more)" if len(keys) > 6 else "")
+
+        text = f"{self.loaded} tensors loaded"
+        if self.missing:
+            text += f"; missing from the file: {some(self.missing)}"
+        if self.unexpected:
+            text += f"; in the file but not in the backbone: {some(self.unexpected)}"
+        return text
+
+
+def backbone_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """The backbone tensors of a checkpoint file, with their ``backbone.`` prefix removed.
+
+    Raises:
+        FileNotFoundError: No file at ``path``.
+        ConfigError: The file is not a checkpoint or state dict torch can read.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for files that are not checkpoints
+        raise ConfigError(f"{path} is not a checkpoint torch can read ({err})") from None
+    state = saved.get("state_dict", saved) if isinstance(saved, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ConfigError(f"{path} holds no state dict (expected tensors by name, or a Lightning "
+                          "checkpoint with 'state_dict')")
+    prefixed = {k.removeprefix("backbone."): v for k, v in state.items()
+                if k.startswith("backbone.")}
+    return prefixed or state
+
+
+def load_backbone_weights(backbone: nn.Module, path: str | Path) -> KeyReport:
+    """Copies a checkpoint's backbone weights into ``backbone`` and reports the key differences.
+
+    Raises:
+        ConfigError: No key matches, or a matching key has another shape (a different backbone).
+    """
+    state = backbone_state_dict(path)
+    own = backbone.state_dict()
+    shapes = [f"{k}: {tuple(v.shape)} in the file, {tuple(own[k].shape)} in the backbone"
+              for k, v in state.items() if k in own and v.shape != own[k].shape]
+    if shapes:
+        raise ConfigError(f"{path} was saved from another backbone: {'; '.join(shapes[:3])}")
+    if not set(state) & set(own):
+        raise ConfigError(f"no key of {path} matches the backbone (file keys start "
+                          f"{', '.join(list(state)[:3])}; backbone keys start "
+                          f"{', '.join(list(own)[:3])})")
+    result = backbone.load_state_dict(state, strict=False)
+    return KeyReport(len(set(state) & set(own)), sorted(result.missing_keys),
+                     sorted(result.unexpected_keys))

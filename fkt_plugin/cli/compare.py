@@ -1,0 +1,69 @@
+"""``fkt-compare``: the comparison table (arms × label fractions × seeds) as one command."""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, OmegaConf
+
+from fkt_plugin.cli.errors import user_errors_exit
+from fkt_plugin.cli.hydra_app import recipe_folder
+
+HELP = """\
+fkt-compare: train and evaluate every arm of a comparison at every label fraction and seed, and
+write the table.
+
+usage:
+  fkt-compare --config-path recipes/compare --config-name fashion_mnist [KEY=VALUE ...]
+
+A compare recipe declares:
+  recipes     folder of the arms' training recipes (relative to the compare recipe)
+  arms        list of {name, recipe, epochs, protocol, overrides}: protocol null scores the run's
+              own classifier (supervised, fkt_joint); linear, mlp, knn or finetune evaluate the
+              trained backbone (a self-supervised pre-training is shared by all fractions)
+  fractions   label fractions in (0, 1], e.g. [0.01,0.1,1.0]
+  seeds       e.g. [0,1,2]; each seed also draws its own validation split and labelled subset
+  overrides   hydra overrides for every training run, e.g. [backbone.name=resnet18]
+  eval        settings of the protocols (see fkt-eval --help)
+  out         output folder (default compare_runs)
+
+Every run has its own directory under <out>/runs; finished runs are read back, so an interrupted
+sweep resumes where it stopped. summary_only=true trains nothing and summarises what is finished.
+Writes <out>/results.csv, <out>/results.md (mean ± std per arm and fraction),
+accuracy_vs_fraction.png, training_curves.png and embedding.png (t-SNE of test features per arm).
+"""
+
+
+@hydra.main(version_base="1.3", config_path=None, config_name=None)
+def _run(cfg: DictConfig) -> None:
+    from fkt_plugin.compare import Sweep, run_sweep, write_report
+
+    with user_errors_exit():
+        if not cfg:
+            raise FileNotFoundError("no compare recipe given: use --config-path recipes/compare "
+                                    "--config-name <name> (see fkt-compare --help)")
+        cfg = OmegaConf.create(OmegaConf.to_container(cfg))
+        base_dir = recipe_folder()
+        # The sweep composes each arm's training recipe with hydra's compose API, which needs
+        # the global hydra state that this command's own composition left behind to be free.
+        GlobalHydra.instance().clear()
+        sweep = Sweep(cfg, base_dir=base_dir)
+        rows = run_sweep(sweep, train_missing=not sweep.cfg.summary_only)
+        if not rows:
+            raise FileNotFoundError(f"no finished runs under {sweep.out}")
+        command = "fkt-compare " + " ".join(sys.argv[1:])
+        print(write_report(sweep, rows, command=command))
+
+
+def main() -> None:
+    """Entry point of ``fkt-compare``."""
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(HELP)
+        return
+    _run()
+
+
+if __name__ == "__main__":
+    main()

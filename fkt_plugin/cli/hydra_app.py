@@ -1,0 +1,23 @@
+"""What the hydra command-line tools share: the recipe folder a run was started from, and the
+settings that keep hydra from writing files of its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+
+# Defaults-list entries and hydra keys for a config that is not a file: no logs, no outputs/.
+QUIET_HYDRA = {
+    "defaults": ["_self_", {"override hydra/hydra_logging": "disabled"},
+                 {"override hydra/job_logging": "disabled"}],
+    "hydra": {"output_subdir": None, "run": {"dir": "."}},
+}
+
+
+def recipe_folder() -> Path:
+    """The folder of the ``--config-path`` recipe (the current directory if there is none)."""
+    for source in HydraConfig.get().runtime.config_sources:
+        if source.provider == "main" and source.schema == "file":
+            return Path(source.path)
+    return Path.cwd()

@@ -1,0 +1,292 @@
+"""A comparison sweep: every (arm, label fraction, seed) as its own run, then one table.
+
+An arm trains a recipe and is scored either by its own classifier (``supervised``,
+``fkt_joint``) or by an evaluation protocol of the trained backbone (``simclr`` → linear probe or
+fine-tuning). A self-supervised backbone never sees a label, so one pre-training run per seed
+serves every label fraction. Finished runs and evaluations are read back instead of redone, so an
+interrupted sweep resumes where it stopped and a finished one reruns in seconds.
+
+Files under ``<out>/``::
+
+    runs/                   one run directory per training run (see :mod:`fkt_plugin.runner`)
+    results.csv             every (arm, fraction, seed): test metrics and where they came from
+    results.md              mean ± std per arm and fraction (accuracy, macro F1[, kappa])
+    accuracy_vs_fraction.png, training_curves.png, embedding.png
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from fkt_plugin.config import ConfigError, epochs_for, validate_compare_cfg, validate_run_cfg
+from fkt_plugin.evaluation.plots import (
+    plot_accuracy_vs_fraction,
+    plot_embeddings,
+    plot_training_curves,
+)
+from fkt_plugin.evaluation.protocols import (
+    evaluate_run,
+    fraction_tag,
+    frozen_features,
+    subsample,
+)
+from fkt_plugin.methods import METHODS
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.]+", "-", text).strip("-").lower()
+
+
+@dataclass(frozen=True)
+class Job:
+    """One cell of the sweep: an arm at a label fraction and a seed."""
+
+    arm: DictConfig
+    fraction: float
+    seed: int
+
+
+class Sweep:
+    """The runs of a validated compare cfg and where each one's results live.
+
+    Args:
+        cfg: A compare cfg (:data:`fkt_plugin.config.COMPARE_DEFAULTS`), validated here.
+        base_dir: Folder that relative ``recipes`` and ``out`` paths start from.
+    """
+
+    def __init__(self, cfg: DictConfig, base_dir: str | Path = ".") -> None:
+        self.cfg = validate_compare_cfg(cfg)
+        base = Path(base_dir)
+        recipes = Path(self.cfg.recipes)
+        self.recipes = recipes if recipes.is_absolute() else base / recipes
+        self.out = Path(self.cfg.out)
+        if not self.recipes.is_dir():
+            raise FileNotFoundError(f"recipes={self.recipes} is not a folder of training recipes")
+        self.jobs = [Job(arm, float(f), int(s)) for s in self.cfg.seeds
+                     for f in self.cfg.fractions for arm in self.cfg.arms]
+        # Composing every run's cfg up front catches a bad recipe or override before hours of
+        # training, not in the middle.
+        for job in self.jobs:
+            validate_run_cfg(self.run_cfg(job))
+
+    def _compose(self, arm: DictConfig, overrides: list[str]) -> DictConfig:
+        recipe = str(arm.recipe).removesuffix(".yaml")
+        if not (self.recipes / f"{recipe}.yaml").is_file():
+            known = sorted(p.stem for p in self.recipes.glob("*.yaml"))
+            raise ConfigError(f"arm {arm.name!r}: no recipe {recipe!r} in {self.recipes}; "
+                              f"known: {', '.join(known)}")
+        with initialize_config_dir(config_dir=str(self.recipes.resolve()), version_base="1.3"):
+            return compose(config_name=recipe,
+                           overrides=[*self.cfg.overrides, *arm.overrides, *overrides])
+
+    def run_cfg(self, job: Job) -> DictConfig:
+        """The training run behind a job: the arm's own run, or its shared pre-training."""
+        arm = job.arm
+        epochs = epochs_for(arm.epochs, job.fraction, f"arm {arm.name!r} epochs")
+        base = self._compose(arm, [])
+        label_free = arm.protocol is not None and not METHODS[base.method].supervised_grad
+        fraction = 1.0 if label_free else job.fraction
+        if arm.protocol is None:
+            name = f"{_slug(arm.name)}-{fraction_tag(fraction)}-seed{job.seed}"
+        else:
+            # Shared by every arm and fraction that pre-trains the same way.
+            key = json.dumps([list(self.cfg.overrides), list(arm.overrides)])
+            digest = hashlib.sha1(key.encode()).hexdigest()[:6]
+            tag = "" if label_free else f"-{fraction_tag(fraction)}"
+            name = f"{_slug(str(arm.recipe))}-e{epochs}{tag}-seed{job.seed}-{digest}"
+        return self._compose(arm, [
+            f"data.label_fraction={fraction}", f"seed={job.seed}", f"data.split_seed={job.seed}",
+            f"max_epochs={epochs}", f"checkpoint.dir={(self.out / 'runs').resolve()}",
+            f"++name={name}",
+        ])
+
+    def run_dir(self, job: Job) -> Path:
+        return self.out / "runs" / self.run_cfg(job).name
+
+    def eval_file(self, job: Job) -> Path:
+        """Where a job's test metrics are read from."""
+        if job.arm.protocol is None:
+            return self.run_dir(job) / "results.json"
+        return self.run_dir(job) / "eval" / f"{job.arm.protocol}-{fraction_tag(job.fraction)}.json"
+
+    def finished(self, job: Job) -> bool:
+        return self.eval_file(job).is_file()
+
+    def run(self, job: Job) -> dict[str, Any]:
+        """Trains and evaluates what is missing for one job; its results file's content."""
+        from fkt_plugin.runner import train
+
+        run_dir = self.run_dir(job)
+        if not (run_dir / "results.json").is_file():
+            train(self.run_cfg(job))
+        if job.arm.protocol is not None and not self.finished(job):
+            settings = OmegaConf.create(OmegaConf.to_container(self.cfg.eval))
+            with open_dict(settings):
+                settings.run_dir = str(run_dir)
+                settings.protocols = [job.arm.protocol]
+                settings.label_fraction = job.fraction
+                settings.plots.embedding = False
+            evaluate_run(settings)
+        return json.loads(self.eval_file(job).read_text())
+
+    def classifier_run(self, job: Job) -> tuple[Path, str] | None:
+        """The run directory and checkpoint of the model a job's test metrics come from
+        (None for frozen-feature protocols: their backbone is the pre-training's)."""
+        if job.arm.protocol is None:
+            return self.run_dir(job), "best.ckpt"
+        if job.arm.protocol == "finetune":
+            tuned = json.loads(self.eval_file(job).read_text())["finetune_run"]
+            return self.out / "runs" / tuned, "best.ckpt"
+        return None
+
+
+def run_sweep(sweep: Sweep, train_missing: bool = True,
+              log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Runs (or reads back) every job; one row per job whose results exist.
+
+    Args:
+        sweep: The sweep.
+        train_missing: False: only read back finished jobs (a summary of a sweep in progress).
+        log: Where progress lines go.
+    """
+    rows = []
+    todo = sum(not sweep.finished(job) for job in sweep.jobs)
+    started, done_work = time.time(), 0
+    for i, job in enumerate(sweep.jobs, 1):
+        label = f"{job.arm.name}, {100 * job.fraction:g}% labels, seed {job.seed}"
+        if not sweep.finished(job):
+            if not train_missing:
+                continue
+            elapsed = time.time() - started
+            eta = (f", about {elapsed / done_work * (todo - done_work) / 60:.0f} min left"
+                   if done_work else "")
+            log(f"[{i}/{len(sweep.jobs)}] {label}: running ({done_work}/{todo} to do done, "
+                f"{elapsed / 60:.0f} min so far{eta})")
+            sweep.run(job)
+            done_work += 1
+        else:
+            log(f"[{i}/{len(sweep.jobs)}] {label}: finished earlier, read back")
+        results = json.loads(sweep.eval_file(job).read_text())
+        rows.append({"arm": job.arm.name, "label_fraction": job.fraction, "seed": job.seed,
+                     **results["test"], "run": str(sweep.run_dir(job).name),
+                     "source": sweep.eval_file(job).name})
+    return rows
+
+
+def summarise(rows: list[dict[str, Any]], arms: list[str], fractions: list[float],
+              metric: str) -> dict[str, dict[float, tuple[float, float, int]]]:
+    """arm → fraction → (mean %, std %, n) of one metric."""
+    table: dict[str, dict[float, tuple[float, float, int]]] = {}
+    for arm in arms:
+        for fraction in fractions:
+            values = [100 * r[metric] for r in rows
+                      if r["arm"] == arm and r["label_fraction"] == fraction and metric in r]
+            if values:
+                std = statistics.stdev(values) if len(values) > 1 else 0.0
+                table.setdefault(arm, {})[fraction] = (statistics.mean(values), std, len(values))
+    return table
+
+
+def markdown_table(summary: dict[str, dict[float, tuple[float, float, int]]],
+                   fractions: list[float]) -> str:
+    """Mean ± std (n) per arm (rows) and label fraction (columns); the best mean in bold."""
+    best = {f: max((cells[f][0] for cells in summary.values() if f in cells), default=None)
+            for f in fractions}
+    lines = ["| arm | " + " | ".join(f"{100 * f:g}% labels" for f in fractions) + " |",
+             "|---" * (len(fractions) + 1) + "|"]
+    for arm, cells in summary.items():
+        out = []
+        for f in fractions:
+            if f not in cells:
+                out.append("-")
+                continue
+            mean, std, n = cells[f]
+            text = f"{mean:.2f} ± {std:.2f} (n={n})"
+            out.append(f"**{text}**" if mean == best[f] else text)
+        lines.append(f"| {arm} | " + " | ".join(out) + " |")
+    return "\n".join(lines)
+
+
+def write_report(sweep: Sweep, rows: list[dict[str, Any]], command: str = "",
+                 plots: bool = True) -> str:
+    """Writes results.csv, results.md and the plots under ``<out>``; returns the markdown."""
+    out, cfg = sweep.out, sweep.cfg
+    out.mkdir(parents=True, exist_ok=True)
+    fields = list(dict.fromkeys(k for row in rows for k in row))
+    with open(out / "results.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    arms = [str(arm.name) for arm in cfg.arms]
+    fractions = [float(f) for f in cfg.fractions]
+    metrics = [("acc1", "Test accuracy (%)"), ("f1_macro", "Test macro F1 (%)")]
+    if any("kappa_quadratic" in row for row in rows):
+        metrics.append(("kappa_quadratic", "Test quadratic weighted kappa (x100)"))
+    epochs = "; ".join(f"{arm.name}: {_epochs_text(arm.epochs)} epochs" for arm in cfg.arms)
+    parts = [f"Mean ± std over seeds {list(cfg.seeds)} (n = finished runs per cell); "
+             f"best mean per column in bold. {epochs}."]
+    if command:
+        parts.append(f"Command: `{command}`")
+    for key, title in metrics:
+        summary = summarise(rows, arms, fractions, key)
+        parts.append(f"### {title}\n\n{markdown_table(summary, fractions)}")
+        if plots and key == "acc1" and summary:
+            plot_accuracy_vs_fraction({a: {f: c[:2] for f, c in cells.items()}
+                                       for a, cells in summary.items()},
+                                      out / "accuracy_vs_fraction.png")
+    report = "\n\n".join(parts) + "\n"
+    (out / "results.md").write_text(report)
+    if plots:
+        _plot_curves(sweep)
+        _plot_embedding(sweep)
+    return report
+
+
+def _epochs_text(epochs: Any) -> str:
+    if isinstance(epochs, DictConfig):
+        return ", ".join(f"{v} at {100 * float(f):g}%" for f, v in epochs.items())
+    return str(epochs)
+
+
+def _plot_curves(sweep: Sweep) -> None:
+    seed = int(sweep.cfg.seeds[0])
+    curves: dict[str, dict[str, Path]] = {}
+    for job in sweep.jobs:
+        found = sweep.classifier_run(job) if job.seed == seed and sweep.finished(job) else None
+        if found and (found[0] / "metrics.csv").is_file():
+            group = f"{100 * job.fraction:g}% labels, seed {seed}"
+            curves.setdefault(group, {})[job.arm.name] = found[0] / "metrics.csv"
+    if curves:
+        plot_training_curves(curves, "val_acc1", sweep.out / "training_curves.png")
+
+
+def _plot_embedding(sweep: Sweep) -> None:
+    emb = sweep.cfg.embedding
+    fraction = float(emb.fraction if emb.fraction is not None else min(sweep.cfg.fractions))
+    seed = int(emb.seed if emb.seed is not None else sweep.cfg.seeds[0])
+    panels: dict[str, tuple[Any, Any]] = {}
+    cache: dict[tuple[Path, str], Any] = {}
+    for job in sweep.jobs:
+        if job.fraction != fraction or job.seed != seed or not sweep.finished(job):
+            continue
+        run_dir, checkpoint = sweep.classifier_run(job) or (
+            sweep.run_dir(job), sweep.cfg.eval.checkpoint)
+        if (run_dir, checkpoint) not in cache:
+            cache[run_dir, checkpoint] = frozen_features(run_dir, checkpoint, splits=("test",))
+        feats = cache[run_dir, checkpoint]
+        panels[job.arm.name] = subsample(*feats.test, emb.samples)
+        class_names = feats.dataset.class_names
+    if panels:
+        plot_embeddings(panels, class_names, sweep.out / "embedding.png")

@@ -1,0 +1,130 @@
+"""Pictures of results: confusion matrices, feature embeddings, accuracy vs label fraction,
+training curves. Each function writes one PNG and returns its path."""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on training machines
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+
+def _save(fig: plt.Figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_confusion_matrix(matrix: Sequence[Sequence[int]], class_names: Sequence[str],
+                          path: str | Path, title: str = "") -> Path:
+    """Row-normalised confusion matrix (true class by row), counts written in the cells."""
+    counts = np.asarray(matrix)
+    rates = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    size = max(4.0, 0.5 * len(class_names) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    ticks = range(len(class_names))
+    ax.set_xticks(ticks, class_names, rotation=60, ha="right")
+    ax.set_yticks(ticks, class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if len(class_names) <= 20:
+        for i, j in np.ndindex(counts.shape):
+            ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=7,
+                    color="white" if rates[i, j] > 0.5 else "black")
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def embed_2d(features: torch.Tensor, seed: int = 0) -> np.ndarray:
+    """``(N, 2)`` embedding of ``(N, D)`` features: UMAP where installed, else t-SNE."""
+    x = features.numpy()
+    try:
+        import umap  # type: ignore[import-not-found]
+
+        return umap.UMAP(random_state=seed).fit_transform(x)
+    except ImportError:
+        from sklearn.manifold import TSNE
+
+        perplexity = min(30.0, max(2.0, (len(x) - 1) / 3))
+        return TSNE(init="pca", perplexity=perplexity, random_state=seed).fit_transform(x)
+
+
+def plot_embeddings(panels: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
+                    class_names: Sequence[str], path: str | Path, seed: int = 0) -> Path:
+    """One 2-D embedding per panel (title → ``(features (N, D), labels (N,))``), by class."""
+    cols = min(3, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 4.2 * rows), squeeze=False)
+    cmap = plt.get_cmap("tab10" if len(class_names) <= 10 else "tab20")
+    for ax, (title, (feats, labels)) in zip(axes.flat, panels.items(), strict=False):
+        points = embed_2d(feats, seed)
+        for c, name in enumerate(class_names):
+            mask = labels.numpy() == c
+            ax.scatter(points[mask, 0], points[mask, 1], s=3, color=cmap(c % cmap.N), label=name)
+        ax.set_title(title)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    axes.flat[0].legend(markerscale=4, fontsize=7, loc="best")
+    return _save(fig, path)
+
+
+def plot_accuracy_vs_fraction(summary: Mapping[str, Mapping[float, tuple[float, float]]],
+                              path: str | Path, metric: str = "test accuracy (%)") -> Path:
+    """Mean ± std per arm (arm → fraction → (mean, std)) against the label fraction, log x."""
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for arm, points in summary.items():
+        fractions = sorted(points)
+        means = [points[f][0] for f in fractions]
+        stds = [points[f][1] for f in fractions]
+        ax.errorbar([100 * f for f in fractions], means, yerr=stds, marker="o", capsize=3,
+                    label=arm)
+    ax.set_xscale("log")
+    ax.set_xlabel("labelled training images (%)")
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def read_epoch_metric(metrics_csv: str | Path, key: str) -> list[tuple[int, float]]:
+    """``(epoch, value)`` pairs of one key from a Lightning CSV log, in order."""
+    points = []
+    with open(metrics_csv, newline="") as handle:
+        for row in csv.DictReader(handle):
+            if row.get(key) not in (None, ""):
+                points.append((int(float(row["epoch"])), float(row[key])))
+    return points
+
+
+def plot_training_curves(curves: Mapping[str, Mapping[str, str | Path]], key: str,
+                         path: str | Path) -> Path:
+    """One panel per group (group → line label → metrics.csv), ``key`` against epoch."""
+    cols = min(3, len(curves))
+    rows = math.ceil(len(curves) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.8 * rows), squeeze=False)
+    for ax, (group, lines) in zip(axes.flat, curves.items(), strict=False):
+        for label, metrics_csv in lines.items():
+            points = read_epoch_metric(metrics_csv, key)
+            if points:
+                ax.plot(*zip(*points, strict=True), marker=".", label=label)
+        ax.set_title(group)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(curves):]:
+        ax.axis("off")
+    return _save(fig, path)

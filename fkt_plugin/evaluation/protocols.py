@@ -1,0 +1,231 @@
+"""Evaluation protocols of a finished run: linear probe, MLP probe and kNN on frozen features,
+and full fine-tuning. Each selects its model on the validation split and scores the test split
+once, for the selected model.
+
+Files written under the run directory (``<tag>`` = ``labels<fraction>``)::
+
+    eval/<protocol>-<tag>.json             metrics, selection details, confusion matrix
+    eval/<protocol>-<tag>-confusion.png
+    eval/embedding-test.png                t-SNE (UMAP where installed) of test features
+
+Fine-tuning trains a sibling run ``<name>-finetune-<tag>`` (a ``supervised`` run initialised
+from the checkpoint) with its own checkpoints and ``results.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from fkt_plugin.backbones import build_backbone
+from fkt_plugin.checkpoints import load_backbone_weights
+from fkt_plugin.config import epochs_for, validate_eval_cfg
+from fkt_plugin.data import FKTDataModule, ImageDataset
+from fkt_plugin.evaluation.features import extract_features
+from fkt_plugin.evaluation.knn import knn_scores
+from fkt_plugin.evaluation.linear_probe import fit_linear_probe
+from fkt_plugin.evaluation.metrics import classification_metrics, confusion
+from fkt_plugin.evaluation.mlp_probe import fit_mlp_probe
+from fkt_plugin.evaluation.plots import plot_confusion_matrix, plot_embeddings
+
+
+def fraction_tag(fraction: float) -> str:
+    """``labels0.1`` for a label fraction of 0.1: the suffix of evaluation files and runs."""
+    return f"labels{fraction:g}"
+
+
+def load_run_config(run_dir: str | Path) -> DictConfig:
+    """The saved ``config.yaml`` of a run directory."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: is {run_dir} a run directory made by "
+                                "fkt-train (<checkpoint.dir>/<name>)?")
+    cfg = OmegaConf.load(path)
+    # Filled from the dataset when the run is prepared; not recipe keys.
+    for key in ("num_classes", "num_channels", "ordinal"):
+        cfg.data.pop(key, None)
+    return cfg
+
+
+def checkpoint_path(run_dir: str | Path, checkpoint: str) -> Path:
+    """A run's checkpoint file by name (``last.ckpt``, ``best.ckpt``), or an explicit path."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        path = Path(run_dir) / "checkpoints" / checkpoint
+    if not path.is_file():
+        found = sorted(p.name for p in (Path(run_dir) / "checkpoints").glob("*.ckpt"))
+        raise FileNotFoundError(f"checkpoint {checkpoint!r} not found in {run_dir}/checkpoints "
+                                f"(found: {', '.join(found) or 'none'}); has the run finished?")
+    return path
+
+
+@dataclass
+class FrozenFeatures:
+    """Backbone features of the labelled training, validation and test images, with labels."""
+
+    train: tuple[torch.Tensor, torch.Tensor]
+    val: tuple[torch.Tensor, torch.Tensor]
+    test: tuple[torch.Tensor, torch.Tensor]
+    dataset: ImageDataset
+
+
+def frozen_features(run_dir: str | Path, checkpoint: str, label_fraction: float | None = None,
+                    splits: tuple[str, ...] = ("train", "val", "test")) -> FrozenFeatures:
+    """Loads a run's backbone from ``checkpoint`` and extracts the features of its splits.
+
+    Args:
+        run_dir: The run directory (its ``config.yaml`` gives backbone, dataset and splits).
+        checkpoint: A checkpoint name under ``checkpoints/`` or a path.
+        label_fraction: Labelled share of the training pool (default: the run's own).
+        splits: Which splits to extract; the others are left empty.
+    """
+    from fkt_plugin.runner import prepare
+
+    cfg = load_run_config(run_dir)
+    path = checkpoint_path(run_dir, checkpoint)
+    if label_fraction is not None:
+        with open_dict(cfg):
+            cfg.data.label_fraction = label_fraction
+    cfg, dataset, datamodule = prepare(cfg)
+    backbone, _ = build_backbone(cfg.backbone.name, in_channels=dataset.num_channels,
+                                 **cfg.backbone.kwargs)
+    load_backbone_weights(backbone, path)
+    if torch.cuda.is_available():
+        backbone = backbone.cuda()
+    return _features_of(backbone, datamodule, dataset, splits)
+
+
+def _features_of(backbone: torch.nn.Module, datamodule: FKTDataModule, dataset: ImageDataset,
+                 wanted: tuple[str, ...]) -> FrozenFeatures:
+    transform = datamodule.eval_transform
+    splits = {"train": datamodule.labelled_train, "val": datamodule.val,
+              "test": datamodule.test}
+    empty = (torch.empty(0), torch.empty(0, dtype=torch.int64))
+    feats = {name: (extract_features(backbone, split, transform, desc=f"{name} features"),
+                    split.targets) if name in wanted else empty
+             for name, split in splits.items()}
+    return FrozenFeatures(**feats, dataset=dataset)
+
+
+def frozen_protocol_scores(protocol: str, feats: FrozenFeatures,
+                           settings: DictConfig) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Test scores ``(N, C)`` of one frozen-feature protocol, and what it selected on val."""
+    num_classes = feats.dataset.num_classes
+    train_x, train_y = feats.train
+    val_x, val_y = feats.val
+    test_x, _ = feats.test
+    if protocol == "linear":
+        probe = fit_linear_probe(train_x, train_y, val_x, val_y, num_classes,
+                                 weight_decays=list(settings.weight_decays),
+                                 max_iter=settings.max_iter)
+        return probe.scores(test_x), {"weight_decay": probe.weight_decay,
+                                      "val": {"acc1": probe.val_acc1}}
+    if protocol == "mlp":
+        probe = fit_mlp_probe(train_x, train_y, val_x, val_y, num_classes,
+                              **OmegaConf.to_container(settings))
+        return probe.scores(test_x), {"best_epoch": probe.best_epoch,
+                                      "val": {"acc1": probe.val_acc1}}
+    if protocol == "knn":
+        val_scores = knn_scores(train_x, train_y, val_x, num_classes, settings.k,
+                                settings.temperature)
+        val_acc = (val_scores.argmax(1) == val_y).float().mean().item()
+        return (knn_scores(train_x, train_y, test_x, num_classes, settings.k,
+                           settings.temperature),
+                {"k": settings.k, "temperature": settings.temperature, "val": {"acc1": val_acc}})
+    raise ValueError(f"{protocol!r} is not a frozen-feature protocol")
+
+
+def finetune(run_dir: str | Path, checkpoint: str, label_fraction: float,
+             settings: DictConfig) -> dict[str, Any]:
+    """Fine-tunes the whole network from a run's checkpoint as a sibling ``supervised`` run.
+
+    Returns:
+        The fine-tuning run's ``results.json`` content (model selected on validation).
+    """
+    from fkt_plugin.runner import train
+
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    path = checkpoint_path(run_dir, checkpoint)
+    augmentations = settings.augmentations
+    if augmentations is None:
+        crop = int(cfg.augmentations[0].crop_size)
+        augmentations = [{"rrc": {"enabled": True, "crop_min_scale": 0.5},
+                          "horizontal_flip": {"prob": 0.5}, "crop_size": crop, "num_crops": 1}]
+    with open_dict(cfg):
+        cfg.name = f"{cfg.name}-finetune-{fraction_tag(label_fraction)}"
+        cfg.method = "supervised"
+        cfg.method_kwargs = {}
+        cfg.pretrained_feature_extractor = str(path.resolve())
+        cfg.data.label_fraction = label_fraction
+        cfg.max_epochs = epochs_for(settings.max_epochs, label_fraction, "finetune.max_epochs")
+        cfg.optimizer.lr = settings.lr
+        cfg.optimizer.weight_decay = settings.weight_decay
+        cfg.scheduler.warmup_epochs = settings.warmup_epochs
+        cfg.augmentations = augmentations
+    return train(cfg)
+
+
+def evaluate_run(eval_cfg: DictConfig) -> dict[str, dict[str, Any]]:
+    """Runs the protocols of an evaluation cfg (:data:`fkt_plugin.config.EVAL_DEFAULTS`).
+
+    Returns:
+        Protocol name → what was written to its ``eval/<protocol>-<tag>.json``.
+    """
+    eval_cfg = validate_eval_cfg(eval_cfg)
+    if eval_cfg.run_dir is None:
+        raise FileNotFoundError("run_dir is not set: give run_dir=<checkpoint.dir>/<name>")
+    run_dir = Path(eval_cfg.run_dir)
+    run_cfg = load_run_config(run_dir)
+    fraction = eval_cfg.label_fraction or run_cfg.data.label_fraction
+    tag = fraction_tag(fraction)
+    out_dir = run_dir / "eval"
+    results: dict[str, dict[str, Any]] = {}
+    frozen = [p for p in eval_cfg.protocols if p != "finetune"]
+    if frozen:
+        feats = frozen_features(run_dir, eval_cfg.checkpoint, fraction)
+        dataset = feats.dataset
+        test_y = feats.test[1]
+        for protocol in frozen:
+            scores, selection = frozen_protocol_scores(protocol, feats, eval_cfg[protocol])
+            predicted = scores.argmax(1)
+            matrix = confusion(test_y, predicted, dataset.num_classes)
+            results[protocol] = {
+                "run": str(run_dir), "protocol": protocol, "checkpoint": eval_cfg.checkpoint,
+                "label_fraction": fraction, "labelled_train_images": len(feats.train[1]),
+                **selection,
+                "test": classification_metrics(test_y, predicted, dataset.num_classes,
+                                               scores=scores, ordinal=dataset.ordinal),
+                "test_confusion_matrix": matrix,
+            }
+            if eval_cfg.plots.confusion_matrix:
+                plot_confusion_matrix(matrix, dataset.class_names,
+                                      out_dir / f"{protocol}-{tag}-confusion.png",
+                                      title=f"{run_cfg.name}: {protocol} probe, {tag}")
+        if eval_cfg.plots.embedding:
+            x, y = subsample(*feats.test, eval_cfg.plots.embedding_samples)
+            plot_embeddings({f"{run_cfg.name} (test)": (x, y)}, dataset.class_names,
+                            out_dir / "embedding-test.png")
+    if "finetune" in eval_cfg.protocols:
+        tuned = finetune(run_dir, eval_cfg.checkpoint, fraction, eval_cfg.finetune)
+        results["finetune"] = {"run": str(run_dir), "protocol": "finetune",
+                               "checkpoint": eval_cfg.checkpoint, "label_fraction": fraction,
+                               "finetune_run": tuned["name"], **tuned}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for protocol, content in results.items():
+        (out_dir / f"{protocol}-{tag}.json").write_text(json.dumps(content, indent=2))
+    return results
+
+
+def subsample(x: torch.Tensor, y: torch.Tensor, n: int,
+              seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """At most ``n`` rows of ``(x, y)``, drawn without replacement under a fixed seed."""
+    if len(y) <= n:
+        return x, y
+    index = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))[:n]
+    return x[index], y[index]
