@@ -11,7 +11,7 @@ import pytest
 import pytorch_lightning as pl
 
 from fkt_plugin.config import ConfigError
-from fkt_plugin.runner import linear_probe, run_dir_of, train
+from fkt_plugin.runner import run_dir_of, train
 from tests.conftest import RECIPES, load_recipe, tiny_overrides
 
 
@@ -88,18 +88,12 @@ def test_a_run_directory_of_another_config_is_not_resumed(fmnist_dir: Path,
         train(load_recipe("supervised", [*overrides, "optimizer.lr=0.5"]))
 
 
-def test_linear_probe_of_a_finished_run(fmnist_dir: Path, tmp_path: Path) -> None:
-    cfg = load_recipe("simclr", [*tiny_overrides(fmnist_dir, tmp_path), "++name=probe"])
-    train(cfg)
-    results = linear_probe(run_dir_of(cfg))
-    saved = json.loads((run_dir_of(cfg) / "linear_probe.json").read_text())
-    assert saved == results
-    assert results["weight_decay"] in (0.0, 1e-4, 1e-3, 1e-2)
-    assert 0.0 <= results["test"]["acc1"] <= 1.0
-
-
-def test_probe_of_a_missing_run_is_a_clear_error(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "fkt_plugin.cli.probe", str(tmp_path / "none")],
-                          capture_output=True, text=True)
-    assert done.returncode == 2
-    assert "does not exist: is" in done.stderr and "Traceback" not in done.stderr
+def test_the_same_seed_gives_the_same_numbers(fmnist_dir: Path, tmp_path: Path) -> None:
+    results = [train(load_recipe("fkt_joint", [*tiny_overrides(fmnist_dir, tmp_path),
+                                               "data.label_fraction=0.3", f"++name=run{i}"]))
+               for i in range(2)]
+    assert results[0]["test"] == results[1]["test"]
+    assert results[0]["val"] == results[1]["val"]
+    other = train(load_recipe("fkt_joint", [*tiny_overrides(fmnist_dir, tmp_path),
+                                            "data.label_fraction=0.3", "seed=6", "++name=run2"]))
+    assert other["val"] != results[0]["val"]

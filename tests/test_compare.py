@@ -1,0 +1,137 @@
+"""fkt-compare: recipe validation, resuming a sweep, the report; fkt-eval on a finished run;
+fine-tuning initialised from a checkpoint."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+import fkt_plugin.runner
+from fkt_plugin.compare import Sweep, run_sweep, write_report
+from fkt_plugin.config import ConfigError
+from tests.conftest import RECIPES
+
+TINY = ["optimizer.batch_size=64", "backbone.kwargs.width=4", "scheduler.warmup_epochs=0",
+        "accelerator=cpu", "++log_every_n_steps=1"]
+
+
+def compare_cfg(data_dir: Path, out: Path, **changes) -> dict:
+    cfg = {
+        "recipes": str(RECIPES), "out": str(out), "fractions": [0.2], "seeds": [0],
+        "overrides": [f"data.train_path={data_dir}", *TINY],
+        "arms": [{"name": "supervised", "recipe": "supervised", "epochs": 1},
+                 {"name": "simclr → linear", "recipe": "simclr", "epochs": 1,
+                  "protocol": "linear"},
+                 {"name": "simclr → fine-tune", "recipe": "simclr", "epochs": 1,
+                  "protocol": "finetune"}],
+        "eval": {"finetune": {"max_epochs": 1}},
+    }
+    return cfg | changes
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"seeds": []}, "seeds is empty"),
+    ({"fractions": [0.1, 0.0]}, r"fractions\[...\]=0.0 is outside \(0.0, 1.0\]"),
+    ({"fractions": [1.5]}, r"fractions\[...\]=1.5 is outside"),
+    ({"arms": []}, "arms is empty"),
+    ({"arms": [{"name": "a", "recipe": "simclr", "epochs": 1, "protocol": "probe"}]},
+     "arms\\[0\\].protocol='probe' is unknown; use null .* linear, mlp, knn, finetune"),
+    ({"arms": [{"name": "a", "recipe": "swav", "epochs": 1}]},
+     "arm 'a': no recipe 'swav' in .*; known: byol, fkt_joint, simclr, supervised"),
+    ({"arms": [{"name": "a", "recipe": "simclr", "epochs": 1}] * 2}, "two arms are named 'a'"),
+    ({"arms": [{"name": "a", "recipe": "simclr", "epochs": {0.1: 3}}]},
+     "no entry for label fraction 0.2"),
+    ({"arms": [{"name": "a", "recipe": "simclr"}]}, r"arms\[0\].epochs is missing"),
+    ({"arms": [{"name": "a", "recipe": "simclr", "epochs": 1, "lr": 1}]},
+     r"arms\[0\] has unknown keys lr"),
+    ({"colour": 1}, "unknown compare keys: colour"),
+])
+def test_a_malformed_compare_recipe_is_a_clear_error(fmnist_dir: Path, tmp_path: Path,
+                                                     change: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Sweep(OmegaConf.create(compare_cfg(fmnist_dir, tmp_path, **change)))
+
+
+def test_a_sweep_resumes_without_rerunning_finished_runs(fmnist_dir: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    sweep = Sweep(OmegaConf.create(compare_cfg(fmnist_dir, tmp_path / "out")))
+    trained: list[str] = []
+    real_train = fkt_plugin.runner.train
+
+    def counting_train(cfg, *args, **kwargs):
+        trained.append(cfg.name)
+        if len(trained) == 3:
+            raise KeyboardInterrupt  # the user stops the sweep during the fine-tuning run
+        return real_train(cfg, *args, **kwargs)
+
+    monkeypatch.setattr(fkt_plugin.runner, "train", counting_train)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(sweep, log=lambda line: None)
+    # supervised, then the shared SimCLR pre-training; the fine-tune run was interrupted.
+    assert trained[0].startswith("supervised-labels0.2") and trained[1].startswith("simclr-e1")
+    finished = sweep.eval_file(sweep.jobs[0])
+    stamp = finished.stat().st_mtime_ns
+
+    trained.clear()
+    lines: list[str] = []
+    rows = run_sweep(Sweep(OmegaConf.create(compare_cfg(fmnist_dir, tmp_path / "out"))),
+                     log=lines.append)
+    assert len(trained) == 1 and "-finetune-labels0.2" in trained[0]
+    assert finished.stat().st_mtime_ns == stamp
+    assert "finished earlier, read back" in lines[0] and "running" in lines[2]
+    assert [row["arm"] for row in rows] == ["supervised", "simclr → linear",
+                                            "simclr → fine-tune"]
+    tuned = json.loads(sweep.eval_file(sweep.jobs[2]).read_text())
+    # The fine-tuning run started from the pre-trained backbone, every tensor matched.
+    assert tuned["initialised_from"]["keys"].endswith("tensors loaded")
+
+    trained.clear()
+    report = write_report(sweep, rows, plots=True)
+    assert trained == []
+    assert "| simclr → linear | " in report and "(n=1)" in report
+    lines_csv = (tmp_path / "out" / "results.csv").read_text().splitlines()
+    assert len(lines_csv) == 4 and lines_csv[0].startswith("arm,label_fraction,seed,acc1")
+    for picture in ("accuracy_vs_fraction.png", "training_curves.png", "embedding.png"):
+        assert (tmp_path / "out" / picture).stat().st_size > 1000
+
+
+def _cli(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_fkt_eval_probes_a_finished_run(fmnist_dir: Path, tmp_path: Path) -> None:
+    train = _cli("fkt_plugin.cli.train", "--config-path", str(RECIPES), "--config-name", "simclr",
+                 f"data.train_path={fmnist_dir}", f"checkpoint.dir={tmp_path}", "max_epochs=1",
+                 "++name=ssl", *TINY, cwd=tmp_path)
+    assert train.returncode == 0, train.stderr[-2000:]
+    done = _cli("fkt_plugin.cli.eval", f"run_dir={tmp_path / 'ssl'}", "protocols=[linear,knn]",
+                "label_fraction=0.5", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for protocol in ("linear", "knn"):
+        saved = json.loads((tmp_path / "ssl" / "eval" / f"{protocol}-labels0.5.json").read_text())
+        assert saved["label_fraction"] == 0.5 and 0.0 <= saved["test"]["acc1"] <= 1.0
+        assert {"acc5", "f1_macro"} <= set(saved["test"])
+        assert (tmp_path / "ssl" / "eval" / f"{protocol}-labels0.5-confusion.png").exists()
+    assert (tmp_path / "ssl" / "eval" / "embedding-test.png").exists()
+
+
+def test_fkt_eval_errors_name_the_problem(tmp_path: Path) -> None:
+    missing = _cli("fkt_plugin.cli.eval", f"run_dir={tmp_path / 'none'}", cwd=tmp_path)
+    assert missing.returncode == 2 and "config.yaml does not exist" in missing.stderr
+    bad = _cli("fkt_plugin.cli.eval", f"run_dir={tmp_path}", "protocols=[svm]", cwd=tmp_path)
+    assert bad.returncode == 2
+    assert "protocols=['svm'] must be a non-empty list of linear, mlp, knn, finetune" in bad.stderr
+    assert "Traceback" not in missing.stderr + bad.stderr
+
+
+def test_fkt_compare_reports_a_bad_recipe(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text(f"recipes: {RECIPES}\nseeds: []\narms: []\n")
+    done = _cli("fkt_plugin.cli.compare", "--config-path", str(tmp_path), "--config-name", "bad",
+                cwd=tmp_path)
+    assert done.returncode == 2 and "error: seeds is empty" in done.stderr
