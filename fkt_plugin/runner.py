@@ -12,8 +12,10 @@ Layout of a run directory ``<checkpoint.dir>/<name>/``::
 
 from __future__ import annotations
 
+import csv
 import json
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -68,6 +70,20 @@ def _claim_run_dir(run_dir: Path, cfg: DictConfig) -> None:
     OmegaConf.save(cfg, saved_path)
 
 
+def _append_csv(earlier: Path, later: Path) -> None:
+    """Appends the rows of CSV ``later`` to CSV ``earlier`` (header = union of both)."""
+    tables = []
+    for path in (earlier, later):
+        with open(path, newline="") as handle:
+            tables.append(list(csv.DictReader(handle)))
+    rows = tables[0] + tables[1]
+    fields = list(dict.fromkeys(k for row in rows for k in row))
+    with open(earlier, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def prepare(cfg: DictConfig) -> tuple[DictConfig, ImageDataset, FKTDataModule]:
     """Validates cfg, loads the dataset, fills ``data.num_classes/num_channels``, builds splits."""
     cfg = validate_run_cfg(cfg)
@@ -103,21 +119,37 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
             dirpath=ckpt_dir, filename="best", monitor="val_acc1", mode="max", save_last=True,
             every_n_epochs=cfg.checkpoint.frequency, enable_version_counter=False,
         ))
+    last = ckpt_dir / "last.ckpt"
+    resume = str(last) if cfg.auto_resume.enabled and last.exists() else None
+    # Lightning's CSV logger starts metrics.csv afresh; keep the epochs before a resumption.
+    metrics_csv, earlier_csv = run_dir / "metrics.csv", run_dir / "metrics.before-resume.csv"
+    if resume and metrics_csv.exists():
+        if earlier_csv.exists():
+            _append_csv(earlier_csv, metrics_csv)
+            metrics_csv.unlink()
+        else:
+            metrics_csv.replace(earlier_csv)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Experiment logs directory")
+        logger = CSVLogger(run_dir, name="", version="")
     trainer = pl.Trainer(
         max_epochs=cfg.max_epochs, accelerator=cfg.accelerator, devices=cfg.devices,
-        precision=cfg.precision, logger=CSVLogger(run_dir, name="", version=""),
+        precision=cfg.precision, logger=logger,
         callbacks=[*checkpointing, *callbacks], log_every_n_steps=cfg.log_every_n_steps,
         enable_checkpointing=cfg.checkpoint.enabled, enable_model_summary=False,
     )
-    last = ckpt_dir / "last.ckpt"
-    resume = str(last) if cfg.auto_resume.enabled and last.exists() else None
     initialised_from = None
     if cfg.pretrained_feature_extractor and resume is None:
         report = load_backbone_weights(model.backbone, cfg.pretrained_feature_extractor)
         initialised_from = {"checkpoint": str(cfg.pretrained_feature_extractor),
                             "keys": str(report)}
     started = time.time()
-    trainer.fit(model, datamodule=datamodule, ckpt_path=resume)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Experiment logs directory")
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume)
+    if earlier_csv.exists() and metrics_csv.exists():
+        _append_csv(earlier_csv, metrics_csv)
+        earlier_csv.replace(metrics_csv)
     selected = "best" if cfg.checkpoint.enabled else None
     val = trainer.validate(model, datamodule=datamodule, ckpt_path=selected, verbose=False)[0]
     trainer.test(model, datamodule=datamodule, ckpt_path=selected, verbose=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -78,6 +79,9 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(fmnist_dir: Path, tmp_pa
     results = train(cfg, callbacks=[recorder])
     assert recorder.epochs == [1]
     assert results["resumed_from"] == str(last)
+    with open(run_dir_of(cfg) / "metrics.csv", newline="") as handle:
+        epochs = {row["epoch"] for row in csv.DictReader(handle) if row.get("val_acc1")}
+    assert {"0", "1"} <= epochs  # the epoch before the interruption is still in the log
 
 
 def test_a_run_directory_of_another_config_is_not_resumed(fmnist_dir: Path,
