@@ -152,8 +152,12 @@ class Sweep:
         return None
 
 
+def _print_now(line: str) -> None:
+    print(line, flush=True)
+
+
 def run_sweep(sweep: Sweep, train_missing: bool = True,
-              log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+              log: Callable[[str], None] = _print_now) -> list[dict[str, Any]]:
     """Runs (or reads back) every job; one row per job whose results exist.
 
     Args:

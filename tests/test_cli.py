@@ -1,4 +1,4 @@
-"""fkt-train end to end, auto-resume, clear errors at the command line, and fkt-probe."""
+"""fkt-train end to end, auto-resume, clear errors at the command line, reproducibility."""
 
 from __future__ import annotations
 

@@ -1,1 +1,1 @@
-"""Command-line entry points: fkt-train, fkt-probe, fkt-demo."""
+"""Command-line entry points: fkt-train, fkt-eval, fkt-compare."""
