@@ -74,6 +74,7 @@ class Sweep:
         self.out = Path(self.cfg.out)
         if not self.recipes.is_dir():
             raise FileNotFoundError(f"recipes={self.recipes} is not a folder of training recipes")
+        self._run_cfgs: dict[tuple[str, float, int], DictConfig] = {}
         self.jobs = [Job(arm, float(f), int(s)) for s in self.cfg.seeds
                      for f in self.cfg.fractions for arm in self.cfg.arms]
         # Composing every run's cfg up front catches a bad recipe or override before hours of
@@ -93,6 +94,12 @@ class Sweep:
 
     def run_cfg(self, job: Job) -> DictConfig:
         """The training run behind a job: the arm's own run, or its shared pre-training."""
+        key = (str(job.arm.name), job.fraction, job.seed)
+        if key not in self._run_cfgs:
+            self._run_cfgs[key] = self._make_run_cfg(job)
+        return self._run_cfgs[key].copy()
+
+    def _make_run_cfg(self, job: Job) -> DictConfig:
         arm = job.arm
         epochs = epochs_for(arm.epochs, job.fraction, f"arm {arm.name!r} epochs")
         base = self._compose(arm, [])
@@ -280,11 +287,16 @@ def _plot_embedding(sweep: Sweep) -> None:
     emb = sweep.cfg.embedding
     fraction = float(emb.fraction if emb.fraction is not None else min(sweep.cfg.fractions))
     seed = int(emb.seed if emb.seed is not None else sweep.cfg.seeds[0])
+    jobs = [job for job in sweep.jobs
+            if job.fraction == fraction and job.seed == seed and sweep.finished(job)]
+    picture = sweep.out / "embedding.png"
+    # t-SNE takes minutes on a CPU: redraw only when a result behind the picture is newer.
+    if picture.is_file() and all(sweep.eval_file(job).stat().st_mtime < picture.stat().st_mtime
+                                 for job in jobs):
+        return
     panels: dict[str, tuple[Any, Any]] = {}
     cache: dict[tuple[Path, str], Any] = {}
-    for job in sweep.jobs:
-        if job.fraction != fraction or job.seed != seed or not sweep.finished(job):
-            continue
+    for job in jobs:
         run_dir, checkpoint = sweep.classifier_run(job) or (
             sweep.run_dir(job), sweep.cfg.eval.checkpoint)
         if (run_dir, checkpoint) not in cache:
@@ -293,4 +305,4 @@ def _plot_embedding(sweep: Sweep) -> None:
         panels[job.arm.name] = subsample(*feats.test, emb.samples)
         class_names = feats.dataset.class_names
     if panels:
-        plot_embeddings(panels, class_names, sweep.out / "embedding.png")
+        plot_embeddings(panels, class_names, picture)
