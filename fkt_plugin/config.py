@@ -34,6 +34,8 @@ RUN_DEFAULTS: dict[str, Any] = {
         "val_fraction": 0.1,
         "split_seed": 0,
         "num_workers": 0,
+        # null: uniform batches; a share in (0, 1]: that share of every batch is labelled.
+        "labelled_share": None,
     },
     "optimizer": {
         "name": "sgd",
@@ -135,6 +137,8 @@ def validate_run_cfg(cfg: DictConfig) -> DictConfig:
 
     require_in_range(cfg.data.label_fraction, "data.label_fraction", 0.0, 1.0, low_open=True)
     require_in_range(cfg.data.val_fraction, "data.val_fraction", 0.0, 0.5)
+    if cfg.data.labelled_share is not None:
+        require_in_range(cfg.data.labelled_share, "data.labelled_share", 0.0, 1.0, low_open=True)
     if cfg.optimizer.name not in OPTIMIZERS:
         raise ConfigError(
             f"optimizer.name={cfg.optimizer.name!r} is unknown; use one of {', '.join(OPTIMIZERS)}"

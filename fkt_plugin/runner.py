@@ -59,6 +59,7 @@ def _claim_run_dir(run_dir: Path, cfg: DictConfig) -> None:
     if saved_path.exists():
         saved = _flat(OmegaConf.to_container(OmegaConf.load(saved_path), resolve=True))
         now = _flat(current)
+        # A key absent from an older config.yaml equals a new default of null.
         changed = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k))
         if changed:
             details = "; ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in changed[:8])

@@ -11,6 +11,7 @@ import torch
 from omegaconf import OmegaConf
 
 from fkt_plugin.augmentation import parse_pipelines
+from fkt_plugin.config import ConfigError
 from fkt_plugin.data import FKTDataModule, load_dataset
 from fkt_plugin.data.fashion_mnist import IMAGE_MAGIC, IDXFormatError, read_idx
 from fkt_plugin.data.splits import hide_labels, stratified_pick
@@ -107,3 +108,27 @@ def test_batches_become_views_on_the_device(fmnist_dir: Path) -> None:
     x, y = dm.on_after_batch_transfer((idx, images, targets), 0)
     expected = (images.float() / 255 - dm.dataset.mean[0]) / dm.dataset.std[0]
     assert torch.allclose(x, expected, atol=1e-6) and y is targets
+
+
+def test_labelled_share_batches_hold_that_share_of_labelled_images() -> None:
+    from fkt_plugin.data.samplers import LabelledShareBatchSampler
+
+    targets = torch.full((1000,), -1)
+    targets[torch.arange(0, 1000, 100)] = 3  # 1% labelled: 10 images
+    torch.manual_seed(0)
+    sampler = LabelledShareBatchSampler(targets, batch_size=64, share=0.25)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 1000 // 48
+    assert all(len(b) == 64 for b in batches)
+    assert all((targets[b[:16]] >= 0).all() for b in batches)
+    seen = [i for b in batches for i in b[:16]]
+    # Labelled images are cycled evenly: each appears equally often (± one pass).
+    counts = torch.bincount(torch.tensor(seen), minlength=1000)[targets >= 0]
+    assert counts.max() - counts.min() <= 1
+    pool = [i for b in batches for i in b[16:]]
+    assert len(set(pool)) == len(pool)  # one pass over the pool, no repeats
+
+
+def test_labelled_share_is_validated(make_cfg) -> None:
+    with pytest.raises(ConfigError, match=r"data.labelled_share=1.5 is outside \(0.0, 1.0\]"):
+        make_cfg("fkt_joint", "++data.labelled_share=1.5")

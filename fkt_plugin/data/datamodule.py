@@ -8,10 +8,18 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+)
 
 from fkt_plugin.augmentation import DeviceAugmentation, EvalTransform, parse_pipelines
 from fkt_plugin.data.dataset import ImageDataset, ImageSplit
+from fkt_plugin.data.samplers import LabelledShareBatchSampler
 from fkt_plugin.data.splits import complement, hide_labels, stratified_pick
 
 
@@ -50,12 +58,16 @@ class FKTDataModule(pl.LightningDataModule):
             different seeds compare on the same labelled images.
         labelled_only: Train on the labelled images only (methods with no unsupervised term).
         num_workers: Loader worker processes (0 is fastest for in-memory tensors).
+        labelled_share: If set, every training batch takes this share of its images from the
+            labelled ones (:class:`LabelledShareBatchSampler`); None: uniform batches.
     """
 
     def __init__(self, dataset: ImageDataset, pipelines: Sequence[DictConfig], batch_size: int,
                  label_fraction: float = 1.0, val_fraction: float = 0.1, split_seed: int = 0,
-                 labelled_only: bool = False, num_workers: int = 0) -> None:
+                 labelled_only: bool = False, num_workers: int = 0,
+                 labelled_share: float | None = None) -> None:
         super().__init__()
+        self.labelled_share = None if labelled_only else labelled_share
         self.dataset = dataset
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -77,7 +89,7 @@ class FKTDataModule(pl.LightningDataModule):
         return cls(dataset, parse_pipelines(cfg.augmentations), cfg.optimizer.batch_size,
                    label_fraction=cfg.data.label_fraction, val_fraction=cfg.data.val_fraction,
                    split_seed=cfg.data.split_seed, labelled_only=labelled_only,
-                   num_workers=cfg.data.num_workers)
+                   num_workers=cfg.data.num_workers, labelled_share=cfg.data.labelled_share)
 
     @property
     def labelled_train(self) -> ImageSplit:
@@ -90,8 +102,11 @@ class FKTDataModule(pl.LightningDataModule):
         # Dropping the last partial batch keeps BatchNorm and NT-Xent away from tiny batches,
         # unless the split is smaller than one batch.
         drop_last = train and len(split) > self.batch_size
-        return DataLoader(IndexedBatches(split), batch_size=None,
-                          sampler=BatchSampler(sampler, self.batch_size, drop_last=drop_last),
+        batches: Sampler = BatchSampler(sampler, self.batch_size, drop_last=drop_last)
+        if train and self.labelled_share is not None:
+            batches = LabelledShareBatchSampler(split.targets, self.batch_size,
+                                                self.labelled_share, drop_last=drop_last)
+        return DataLoader(IndexedBatches(split), batch_size=None, sampler=batches,
                           num_workers=self.num_workers, pin_memory=torch.cuda.is_available(),
                           persistent_workers=self.num_workers > 0)
 
