@@ -76,7 +76,8 @@ class Sweep:
             raise FileNotFoundError(f"recipes={self.recipes} is not a folder of training recipes")
         self._run_cfgs: dict[tuple[str, float, int], DictConfig] = {}
         self.jobs = [Job(arm, float(f), int(s)) for s in self.cfg.seeds
-                     for f in self.cfg.fractions for arm in self.cfg.arms]
+                     for f in self.cfg.fractions for arm in self.cfg.arms
+                     if arm.fractions is None or f in arm.fractions]
         # Composing every run's cfg up front catches a bad recipe or override before hours of
         # training, not in the middle.
         for job in self.jobs:

@@ -254,6 +254,8 @@ ARM_DEFAULTS: dict[str, Any] = {
     # null: the run's own classifier; else an evaluation protocol of the trained backbone.
     "protocol": None,
     "overrides": [],
+    # null: every fraction of the sweep; else the subset this arm runs at.
+    "fractions": None,
 }
 
 
@@ -309,7 +311,12 @@ def validate_compare_cfg(cfg: DictConfig) -> DictConfig:
         if arm.protocol is not None and arm.protocol not in PROTOCOLS:
             raise ConfigError(f"arms[{i}].protocol={arm.protocol!r} is unknown; use null (the "
                               f"run's own classifier) or one of {', '.join(PROTOCOLS)}")
-        for fraction in cfg.fractions:
+        if arm.fractions is not None:
+            outside = [f for f in arm.fractions if f not in cfg.fractions]
+            if outside or not arm.fractions:
+                raise ConfigError(f"arms[{i}].fractions={list(arm.fractions)} must be a "
+                                  f"non-empty subset of fractions={list(cfg.fractions)}")
+        for fraction in arm.fractions or cfg.fractions:
             epochs_for(arm.epochs, fraction, f"arms[{i}].epochs")
     with open_dict(cfg):
         cfg.eval = validate_eval_cfg(OmegaConf.create(OmegaConf.to_container(cfg.eval)))

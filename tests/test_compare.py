@@ -50,6 +50,8 @@ def compare_cfg(data_dir: Path, out: Path, **changes) -> dict:
     ({"arms": [{"name": "a", "recipe": "simclr", "epochs": 1, "lr": 1}]},
      r"arms\[0\] has unknown keys lr"),
     ({"colour": 1}, "unknown compare keys: colour"),
+    ({"arms": [{"name": "a", "recipe": "simclr", "epochs": 1, "fractions": [0.5]}]},
+     r"arms\[0\].fractions=\[0.5\] must be a non-empty subset of fractions=\[0.2\]"),
 ])
 def test_a_malformed_compare_recipe_is_a_clear_error(fmnist_dir: Path, tmp_path: Path,
                                                      change: dict, message: str) -> None:
