@@ -36,6 +36,20 @@ RUN_DEFAULTS: dict[str, Any] = {
         "num_workers": 0,
         # null: uniform batches; a share in (0, 1]: that share of every batch is labelled.
         "labelled_share": None,
+        # Adapters of image files: decode once to image_size (null: the dataset's own size)
+        # into cache_dir (null: $FKT_DATA_HOME or ~/.cache/fkt_plugin); skip or stop at a file
+        # that does not decode.
+        "image_size": None,
+        "cache_dir": None,
+        "on_bad_image": "skip",
+        # folder: a folder of unlabelled images added to the self-supervised pool.
+        "unlabelled_path": None,
+        # stl10: one of the 10 official folds as the labelled images (null: all).
+        "fold": None,
+        # aptos, and folder without val_path: the stratified share held out as the test split.
+        "holdout_fraction": 0.2,
+        # Weight the classification loss by inverse class frequency (imbalanced datasets).
+        "class_weighted_loss": False,
     },
     "optimizer": {
         "name": "sgd",
@@ -137,6 +151,11 @@ def validate_run_cfg(cfg: DictConfig) -> DictConfig:
 
     require_in_range(cfg.data.label_fraction, "data.label_fraction", 0.0, 1.0, low_open=True)
     require_in_range(cfg.data.val_fraction, "data.val_fraction", 0.0, 0.5)
+    if cfg.data.on_bad_image not in ("skip", "error"):
+        raise ConfigError(f"data.on_bad_image={cfg.data.on_bad_image!r}; use skip or error")
+    if cfg.data.image_size is not None and not (isinstance(cfg.data.image_size, int)
+                                                and cfg.data.image_size > 0):
+        raise ConfigError(f"data.image_size={cfg.data.image_size!r} must be an int > 0")
     if cfg.data.labelled_share is not None:
         require_in_range(cfg.data.labelled_share, "data.labelled_share", 0.0, 1.0, low_open=True)
     if cfg.optimizer.name not in OPTIMIZERS:

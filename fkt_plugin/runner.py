@@ -26,8 +26,9 @@ from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
 
 from fkt_plugin.checkpoints import load_backbone_weights
-from fkt_plugin.config import ConfigError, validate_run_cfg
-from fkt_plugin.data import FKTDataModule, ImageDataset, load_dataset
+from fkt_plugin.config import RUN_DEFAULTS, ConfigError, validate_run_cfg
+from fkt_plugin.data import LOADER_KEYS, FKTDataModule, ImageDataset, load_dataset
+from fkt_plugin.data.splits import class_weights
 from fkt_plugin.evaluation.plots import plot_confusion_matrix
 from fkt_plugin.methods import METHODS, BaseMethod
 
@@ -59,8 +60,10 @@ def _claim_run_dir(run_dir: Path, cfg: DictConfig) -> None:
     if saved_path.exists():
         saved = _flat(OmegaConf.to_container(OmegaConf.load(saved_path), resolve=True))
         now = _flat(current)
-        # A key absent from an older config.yaml equals a new default of null.
-        changed = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k))
+        # A key that an older version did not write yet counts as its default.
+        defaults = _flat(RUN_DEFAULTS)
+        changed = sorted(k for k in saved.keys() | now.keys()
+                         if saved.get(k, defaults.get(k)) != now.get(k))
         if changed:
             details = "; ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in changed[:8])
             raise ConfigError(
@@ -88,13 +91,16 @@ def _append_csv(earlier: Path, later: Path) -> None:
 def prepare(cfg: DictConfig) -> tuple[DictConfig, ImageDataset, FKTDataModule]:
     """Validates cfg, loads the dataset, fills ``data.num_classes/num_channels``, builds splits."""
     cfg = validate_run_cfg(cfg)
-    dataset = load_dataset(cfg.data.dataset, cfg.data.train_path)
+    dataset = load_dataset(cfg.data.dataset, **{k: cfg.data[k] for k in LOADER_KEYS})
+    method_cls = METHODS[cfg.method]
+    datamodule = FKTDataModule.from_cfg(cfg, dataset, labelled_only=not method_cls.uses_unlabelled)
     with open_dict(cfg):
         cfg.data.num_classes = dataset.num_classes
         cfg.data.num_channels = dataset.num_channels
         cfg.data.ordinal = dataset.ordinal
-    method_cls = METHODS[cfg.method]
-    datamodule = FKTDataModule.from_cfg(cfg, dataset, labelled_only=not method_cls.uses_unlabelled)
+        cfg.data.class_weights = (class_weights(datamodule.labelled_train.targets,
+                                                dataset.num_classes)
+                                  if cfg.data.class_weighted_loss else None)
     return cfg, dataset, datamodule
 
 

@@ -8,12 +8,13 @@ from contextlib import contextmanager
 
 from fkt_plugin.config import ConfigError
 from fkt_plugin.data.fashion_mnist import IDXFormatError
+from fkt_plugin.data.image_cache import DataFormatError
 from fkt_plugin.data.registry import DatasetNotFoundError
 from fkt_plugin.registry import UnknownNameError
 
 USER_ERRORS: tuple[type[Exception], ...] = (
-    ConfigError, UnknownNameError, DatasetNotFoundError, IDXFormatError, FileNotFoundError,
-    FloatingPointError,
+    ConfigError, UnknownNameError, DatasetNotFoundError, IDXFormatError, DataFormatError,
+    FileNotFoundError, FloatingPointError,
 )
 
 

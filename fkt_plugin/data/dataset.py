@@ -71,3 +71,14 @@ class ImageDataset:
                     f"{split_name} split has label {int(labelled.max())}, outside the "
                     f"{self.num_classes} classes 0..{self.num_classes - 1}"
                 )
+
+
+def channel_stats(images: torch.Tensor, max_images: int = 10_000) -> tuple[tuple[float, ...],
+                                                                          tuple[float, ...]]:
+    """Per-channel mean and std in [0, 1] of ``(N, C, H, W)`` uint8 images (a seeded sample of
+    at most ``max_images``, so that large cached datasets are not read whole)."""
+    if len(images) > max_images:
+        index = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
+        images = images[index[:max_images].sort().values]
+    pixels = images.float().div(255).transpose(0, 1).reshape(images.shape[1], -1)
+    return tuple(pixels.mean(1).tolist()), tuple(pixels.std(1).tolist())

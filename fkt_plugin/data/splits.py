@@ -46,3 +46,11 @@ def hide_labels(targets: torch.Tensor, fraction: float, seed: int) -> torch.Tens
     hidden = torch.full_like(targets, -1)
     hidden[labelled] = targets[labelled]
     return hidden
+
+
+def class_weights(targets: torch.Tensor, num_classes: int) -> list[float]:
+    """Inverse-frequency weights of the labelled ``targets``, with mean 1 over the classes
+    present (a class without labelled images gets weight 0)."""
+    counts = torch.bincount(targets[targets >= 0], minlength=num_classes).float()
+    weights = torch.where(counts > 0, 1.0 / counts.clamp_min(1), torch.zeros(()))
+    return (weights * (counts > 0).sum() / weights.sum()).tolist()

@@ -47,7 +47,7 @@ def load_run_config(run_dir: str | Path) -> DictConfig:
                                 "fkt-train (<checkpoint.dir>/<name>)?")
     cfg = OmegaConf.load(path)
     # Filled from the dataset when the run is prepared; not recipe keys.
-    for key in ("num_classes", "num_channels", "ordinal"):
+    for key in ("num_classes", "num_channels", "ordinal", "class_weights"):
         cfg.data.pop(key, None)
     return cfg
 

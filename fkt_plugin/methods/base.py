@@ -76,6 +76,9 @@ class BaseMethod(pl.LightningModule):
         self.num_classes: int = cfg.data.num_classes
         self.classifier = nn.Linear(self.features_dim, self.num_classes)
         self.supervised_view: int = cfg.method_kwargs.supervised_view
+        weights = cfg.data.get("class_weights")
+        self.register_buffer("class_weights",
+                             torch.tensor(weights, dtype=torch.float32) if weights else None)
         self._knn_bank: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._knn_reference: tuple[torch.Tensor, torch.Tensor] | None = None
         self._test_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -184,7 +187,8 @@ class BaseMethod(pl.LightningModule):
         labelled = targets >= 0
         logs: dict[str, torch.Tensor] = {}
         if labelled.any():
-            class_loss = F.cross_entropy(logits[labelled], targets[labelled])
+            class_loss = F.cross_entropy(logits[labelled], targets[labelled],
+                                         weight=self.class_weights)
             logs["train_acc1"] = topk_accuracy(logits[labelled], targets[labelled], 1)
         else:
             # A batch without labels still gives a valid (self-supervised only) step.
