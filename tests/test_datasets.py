@@ -50,13 +50,16 @@ def cifar_photos() -> list[np.ndarray]:
     return [photo(name, 32) for name in PHOTOS]
 
 
-def make_cifar10(root: Path, photos: list[np.ndarray], bytes_keys: bool) -> Path:
+def make_cifar10(root: Path, photos: list[np.ndarray], bytes_keys: bool,
+                 per_batch: int = 2) -> Path:
+    """Five training batches of ``per_batch`` images (from the start of ``photos``) and a test
+    batch of the last three."""
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True)
     for i in range(1, 6):
-        write_cifar_batch(folder / f"data_batch_{i}", photos[:2], [i % 10, (i + 3) % 10],
-                          bytes_keys=bytes_keys)
-    write_cifar_batch(folder / "test_batch", photos[2:], [7, 8, 9], bytes_keys=bytes_keys)
+        write_cifar_batch(folder / f"data_batch_{i}", photos[:per_batch],
+                          [(i + 3 * j) % 10 for j in range(per_batch)], bytes_keys=bytes_keys)
+    write_cifar_batch(folder / "test_batch", photos[-3:], [7, 8, 9], bytes_keys=bytes_keys)
     names = [f"class{i}" for i in range(10)]
     meta = {b"label_names" if bytes_keys else "label_names":
             [n.encode() if bytes_keys else n for n in names]}
@@ -326,3 +329,74 @@ def test_folder_tree_unlabelled_pool_and_holdout(tmp_path: Path) -> None:
     with pytest.raises(DatasetNotFoundError, match="has no class folders.*holds 5 images "
                                                    "directly: point at its parent"):
         load_dataset("folder", str(root / "cats"), image_size=32)
+
+
+# ---------------------------------------------------------------- recipes
+
+RECIPE_ROOT = Path(__file__).resolve().parents[1] / "recipes" / "pretrain"
+ADAPTERS = ("cifar10", "cifar100", "stl10", "intel", "aptos", "folder")
+
+
+@pytest.mark.parametrize("dataset", ADAPTERS)
+@pytest.mark.parametrize("method", ["fkt_joint", "simclr", "byol", "supervised"])
+def test_every_dataset_has_a_valid_recipe_per_method(dataset: str, method: str) -> None:
+    from hydra import compose, initialize_config_dir
+
+    from fkt_plugin.config import validate_run_cfg
+
+    with initialize_config_dir(config_dir=str(RECIPE_ROOT / dataset), version_base="1.3"):
+        cfg = validate_run_cfg(compose(config_name=method))
+    assert cfg.method == method and cfg.data.dataset == dataset
+    crop = {"cifar10": 32, "cifar100": 32, "stl10": 96, "intel": 128}.get(dataset)
+    if crop:
+        assert all(pipe.crop_size == crop for pipe in cfg.augmentations)
+    if dataset == "aptos":  # nothing that changes the colours the grade is read from
+        for pipe in cfg.augmentations:
+            assert pipe.color_jitter.hue == 0 and pipe.color_jitter.saturation == 0
+            assert pipe.grayscale.prob == 0 and pipe.solarization.prob == 0
+
+
+def test_a_cifar_recipe_trains_on_the_fixture(tmp_path: Path, cifar_photos) -> None:
+    from hydra import compose, initialize_config_dir
+
+    from fkt_plugin.runner import train
+
+    make_cifar10(tmp_path / "data", cifar_photos * 4, bytes_keys=True, per_batch=20)
+    with initialize_config_dir(config_dir=str(RECIPE_ROOT / "cifar10"), version_base="1.3"):
+        cfg = compose(config_name="fkt_joint", overrides=[
+            f"data.train_path={tmp_path / 'data'}", f"checkpoint.dir={tmp_path / 'runs'}",
+            "max_epochs=1", "optimizer.batch_size=16", "backbone.name=small_cnn",
+            "~backbone.kwargs.small_stem", "+backbone.kwargs.width=4", "accelerator=cpu",
+            "scheduler.warmup_epochs=0", "data.val_fraction=0.2", "knn_eval.enabled=false"])
+    results = train(cfg)
+    assert results["dataset"] == "cifar10" and results["train_images"] > 0
+
+
+# ---------------------------------------------------------------- fkt-data inspect
+
+def test_fkt_data_inspect_reports_counts_skipped_files_and_draws(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = tmp_path / "intel"
+    files = make_intel(root)
+    bad = files["seg_test/forest/0"]
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    command = [sys.executable, "-m", "fkt_plugin.cli.data", "inspect", "intel", str(root),
+               "--cache-dir", str(tmp_path / "c"), "--grid", str(tmp_path / "grid.png"),
+               "--views", str(tmp_path / "views.png")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    assert "dataset intel: 3 classes, 3 channel(s), images 150x150 px" in out
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()
+            if line.startswith("  ") and len(line.split()) == 3}
+    assert rows["buildings"] == ["2", "1"] and rows["forest"] == ["3", "0"]
+    assert rows["unlabelled"] == ["1", "0"]
+    assert "intel seg_test: skipped 1 of 3 images" in out and str(bad) in out
+    for picture in ("grid.png", "views.png"):
+        assert (tmp_path / picture).stat().st_size > 1000
+    unknown = subprocess.run([sys.executable, "-m", "fkt_plugin.cli.data", "inspect", "imagenet",
+                              str(root)], capture_output=True, text=True, timeout=600)
+    assert unknown.returncode == 2
+    assert "unknown dataset 'imagenet'; known datasets: aptos, cifar10" in unknown.stderr

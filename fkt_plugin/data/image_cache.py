@@ -128,8 +128,9 @@ def decode_files(files: Sequence[Path], targets: Sequence[int], size: int, *, mo
                            shape=(len(meta["targets"]), channels, size, size))
         split = ImageSplit(torch.from_numpy(images), torch.tensor(meta["targets"],
                                                                    dtype=torch.int64))
-        return DecodedFiles(split, meta["files"], [tuple(s) for s in meta["skipped"]],
-                            from_cache=True)
+        skipped = [tuple(s) for s in meta["skipped"]]
+        _warn_skipped(name, skipped, len(skipped) + len(meta["files"]))
+        return DecodedFiles(split, meta["files"], skipped, from_cache=True)
     folder.mkdir(parents=True, exist_ok=True)
     partial = array_path.with_suffix(".u8.partial")
     buffer = np.memmap(partial, dtype=np.uint8, mode="w+",
@@ -171,15 +172,19 @@ def decode_files(files: Sequence[Path], targets: Sequence[int], size: int, *, mo
     kept_files = [str(files[i]) for i in kept]
     meta_path.write_text(json.dumps({"files": kept_files, "targets": kept_targets,
                                      "skipped": skipped}))
-    if skipped:
-        listed = "; ".join(f"{p} ({why})" for p, why in skipped[:5])
-        warnings.warn(f"{name}: skipped {len(skipped)} of {len(files)} images that could not be "
-                      f"decoded: {listed}{' ...' if len(skipped) > 5 else ''}", stacklevel=2)
+    _warn_skipped(name, skipped, len(files))
     images = np.memmap(array_path, dtype=np.uint8, mode="c",
                        shape=(len(kept), channels, size, size))
     return DecodedFiles(ImageSplit(torch.from_numpy(images),
                                    torch.tensor(kept_targets, dtype=torch.int64)),
                         kept_files, skipped)
+
+
+def _warn_skipped(name: str, skipped: Sequence[tuple[str, str]], total: int) -> None:
+    if skipped:
+        listed = "; ".join(f"{p} ({why})" for p, why in skipped[:5])
+        warnings.warn(f"{name}: skipped {len(skipped)} of {total} images that could not be "
+                      f"decoded: {listed}{' ...' if len(skipped) > 5 else ''}", stacklevel=3)
 
 
 def image_files(folder: Path) -> list[Path]:

@@ -1,0 +1,71 @@
+"""``fkt-data inspect``: see a dataset as the plugin reads it before training on it."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from fkt_plugin.cli.errors import user_errors_exit
+
+RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "pretrain"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``fkt-data``."""
+    from fkt_plugin.data import DATASETS
+
+    parser = argparse.ArgumentParser(prog="fkt-data", description="Dataset tools.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    inspect = commands.add_parser(
+        "inspect", help="counts per split and class, image size, skipped files; picture grids",
+        description="Load a dataset as fkt-train would (decoding image files once into the "
+                    "cache), print images per split and class, the image size and channel "
+                    "statistics, and which files were skipped and why.",
+    )
+    inspect.add_argument("dataset", help=f"one of {', '.join(sorted(DATASETS))}")
+    inspect.add_argument("path", nargs="?", default=None,
+                         help="the dataset's folder (data.train_path)")
+    inspect.add_argument("--val-path", help="test folder, where the dataset takes one")
+    inspect.add_argument("--unlabelled-path", help="folder adapter: unlabelled images")
+    inspect.add_argument("--image-size", type=int, help="decode size (data.image_size)")
+    inspect.add_argument("--cache-dir", help="decode cache folder (data.cache_dir)")
+    inspect.add_argument("--fold", type=int, help="stl10: an official fold (0-9)")
+    inspect.add_argument("--on-bad-image", choices=("skip", "error"), default="skip")
+    inspect.add_argument("--grid", type=Path, metavar="OUT.png",
+                         help="write a grid of decoded training images titled by label")
+    inspect.add_argument("--views", type=Path, metavar="OUT.png",
+                         help="write images beside the augmented views a recipe makes of them")
+    inspect.add_argument("--recipe", type=Path,
+                         help="recipe whose augmentations --views shows (default: "
+                              "recipes/pretrain/<dataset>/simclr.yaml)")
+    args = parser.parse_args(argv)
+
+    from hydra import compose, initialize_config_dir
+
+    from fkt_plugin.augmentation import parse_pipelines
+    from fkt_plugin.data.inspect import describe, load_with_notes, sample_grid, views_grid
+
+    with user_errors_exit():
+        loader = DATASETS[args.dataset]
+        options = {"train_path": args.path, "val_path": args.val_path,
+                   "unlabelled_path": args.unlabelled_path, "image_size": args.image_size,
+                   "cache_dir": args.cache_dir, "fold": args.fold,
+                   "on_bad_image": args.on_bad_image}
+        dataset, notes = load_with_notes(loader, **options)
+        print(describe(dataset, args.dataset, notes))
+        if args.grid:
+            print(f"wrote {sample_grid(dataset, args.grid)}")
+        if args.views:
+            recipe = args.recipe or RECIPES / args.dataset / "simclr.yaml"
+            if not recipe.is_file():
+                raise FileNotFoundError(f"recipe {recipe} does not exist; pass --recipe")
+            with initialize_config_dir(config_dir=str(recipe.resolve().parent),
+                                       version_base="1.3"):
+                pipelines = compose(config_name=recipe.stem).get("augmentations")
+            if pipelines is None:
+                raise FileNotFoundError(f"recipe {recipe} has no augmentations")
+            print(f"wrote {views_grid(dataset, parse_pipelines(pipelines), args.views)}")
+
+
+if __name__ == "__main__":
+    main()
