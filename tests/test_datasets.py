@@ -168,15 +168,16 @@ def make_intel(root: Path, doubled: bool = True) -> dict[str, Path]:
         for c, name in enumerate(INTEL):
             (base / name).mkdir(parents=True)
             for k in range(per_class):
-                path = base / name / f"{c}{k}.png"
-                Image.fromarray(photo(PHOTOS[(c + k) % 5], 150)).save(path)
+                path = base / name / f"{c}{k}.jpg"
+                Image.fromarray(photo(PHOTOS[(c + k) % 5], 150)).save(path, quality=95)
                 files[f"{split}/{name}/{k}"] = path
     pred = root / "seg_pred" / "seg_pred"
     pred.mkdir(parents=True)
-    Image.fromarray(photo("rocket", 150)).save(pred / "9.png")
+    Image.fromarray(photo("rocket", 150)).save(pred / "9.jpg", quality=95)
     # One off-size image, as in the real data: resized on decoding.
     Image.fromarray(photo("coffee", 150)).resize((150, 113)).save(
-        (root / "seg_train" / "seg_train" if doubled else root / "seg_train") / "forest" / "x.png")
+        (root / "seg_train" / "seg_train" if doubled else root / "seg_train") / "forest" / "x.jpg",
+        quality=95)
     return files
 
 
@@ -188,8 +189,14 @@ def test_intel_pixels_labels_levels_and_unlabelled_pool(tmp_path: Path) -> None:
     assert data.class_names == INTEL
     assert data.train.images.shape == (8, 3, 150, 150)  # 6 + off-size + 1 unlabelled
     assert data.train.targets.tolist() == [0, 0, 1, 1, 1, 2, 2, -1]
+    # Equal to an independent decoding of the JPEG, and close to the source photo (JPEG is
+    # lossy), which a transposed or BGR image would not be.
     first = np.asarray(Image.open(files["seg_train/buildings/0"]))
     assert torch.equal(data.train.images[0], torch.from_numpy(first.transpose(2, 0, 1).copy()))
+    source = nchw([photo(PHOTOS[0], 150)])[0].float()
+    assert (data.train.images[0].float() - source).abs().mean() < 4
+    assert (data.train.images[0].float() - source.flip(0)).abs().mean() > 20
+    assert (data.train.images[0].float() - source.transpose(1, 2)).abs().mean() > 20
     assert data.test.targets.tolist() == [0, 1, 2]
     for level in (root / "seg_train", root / "seg_train" / "seg_train"):
         again = load_dataset("intel", str(level), cache_dir=str(cache))
@@ -210,10 +217,11 @@ def test_intel_wrong_level_empty_class_and_corrupt_image(tmp_path: Path) -> None
         load_dataset("intel", str(tmp_path), cache_dir=cache)
     bad = files["seg_train/glacier/1"]
     bad.write_bytes(bad.read_bytes()[:200])  # truncated
-    with pytest.warns(UserWarning, match=r"intel seg_train: skipped 1 of 7 images .*glacier/21"):
+    with pytest.warns(UserWarning,
+                      match=r"intel seg_train: skipped 1 of 7 images .*glacier/21.jpg"):
         data = load_dataset("intel", str(root), cache_dir=cache)
     assert data.train.targets.tolist() == [0, 0, 1, 1, 1, 2, -1]
-    with pytest.raises(DataFormatError, match=r"glacier/21.png \(file 7 of 7 of intel seg_train\)"
+    with pytest.raises(DataFormatError, match=r"glacier/21.jpg \(file 7 of 7 of intel seg_train\)"
                                               r" cannot be decoded.*data.on_bad_image=skip"):
         load_dataset("intel", str(root), cache_dir=str(tmp_path / "other"),
                      on_bad_image="error")
