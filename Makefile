@@ -22,7 +22,7 @@ demo: data
 # The tests build their own fixtures; the real dataset is fetched for the demo, not needed here.
 test: install
 	-$(PY) -m fkt_plugin.data.fashion_mnist
-	$(VENV)/bin/ruff check fkt_plugin tests
+	$(VENV)/bin/ruff check fkt_plugin tests examples
 	$(PY) -m pytest tests
 
 clean:

@@ -23,6 +23,7 @@ from torch import nn
 from fkt_plugin.backbones import build_backbone
 from fkt_plugin.config import ConfigError
 from fkt_plugin.evaluation.metrics import classification_metrics, confusion, topk_accuracy
+from fkt_plugin.losses import masked_cross_entropy
 
 Batch = tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]
 
@@ -186,13 +187,9 @@ class BaseMethod(pl.LightningModule):
         logits = self.classifier(sup_feats if self.supervised_grad else sup_feats.detach())
         labelled = targets >= 0
         logs: dict[str, torch.Tensor] = {}
+        class_loss = masked_cross_entropy(logits, targets, self.class_weights)
         if labelled.any():
-            class_loss = F.cross_entropy(logits[labelled], targets[labelled],
-                                         weight=self.class_weights)
             logs["train_acc1"] = topk_accuracy(logits[labelled], targets[labelled], 1)
-        else:
-            # A batch without labels still gives a valid (self-supervised only) step.
-            class_loss = logits.sum() * 0.0
         logs["train_class_loss"] = class_loss
         ssl = torch.zeros((), device=logits.device)
         if self.ssl_views:
