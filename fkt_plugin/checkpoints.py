@@ -44,7 +44,14 @@ def backbone_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            saved = load_file(path)
+        else:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+    except ImportError:
+        raise ConfigError(f"{path} is a .safetensors file: pip install safetensors") from None
     except Exception as err:  # torch raises several types for files that are not checkpoints
         raise ConfigError(f"{path} is not a checkpoint torch can read ({err})") from None
     state = saved.get("state_dict", saved) if isinstance(saved, dict) else None
