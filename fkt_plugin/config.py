@@ -79,8 +79,8 @@ RUN_DEFAULTS: dict[str, Any] = {
 OPTIMIZERS = ("sgd", "lars", "adam", "adamw")
 SCHEDULERS = ("warmup_cosine", "cosine", "none")
 
-# Keys of solo-learn's recipes that this runner reads elsewhere or deliberately ignores.
-_HYDRA_KEYS = {"hydra", "defaults", "wandb"}
+# Keys that hydra itself consumes.
+_HYDRA_KEYS = {"hydra", "defaults"}
 
 
 def fill_defaults(cfg: DictConfig, defaults: Mapping[str, Any], prefix: str = "") -> None:
@@ -114,6 +114,29 @@ def require_in_range(
     if not ok:
         interval = f"{'(' if low_open else '['}{low}, {high}]"
         raise ConfigError(f"{name}={value!r} is outside {interval}")
+
+
+SMALL_IMAGE_DATASETS = ("cifar10", "cifar100", "fashion_mnist")
+
+# solo-learn's LARS keywords → lightly's LARS (None: lightly's LARS has no such option).
+_SOLO_LARS_KWARGS = {"eta": "trust_coefficient", "clip_lr": None, "exclude_bias_n_norm": None}
+
+
+def _translate_solo_lars_kwargs(optimizer: DictConfig) -> None:
+    """Renames solo-learn's LARS kwargs to lightly's and reports those lightly lacks."""
+    dropped = []
+    with open_dict(optimizer):
+        for key, ours in _SOLO_LARS_KWARGS.items():
+            if key not in optimizer.kwargs:
+                continue
+            value = optimizer.kwargs.pop(key)
+            if ours is None:
+                dropped.append(f"{key}={value}")
+            else:
+                optimizer.kwargs[ours] = value
+    if dropped:
+        warnings.warn(f"optimizer.kwargs {', '.join(dropped)}: solo-learn's LARS options that "
+                      "lightly's LARS does not have (ignored)", stacklevel=3)
 
 
 def validate_run_cfg(cfg: DictConfig) -> DictConfig:
@@ -162,6 +185,13 @@ def validate_run_cfg(cfg: DictConfig) -> DictConfig:
         raise ConfigError(
             f"optimizer.name={cfg.optimizer.name!r} is unknown; use one of {', '.join(OPTIMIZERS)}"
         )
+    if cfg.optimizer.name == "lars":
+        _translate_solo_lars_kwargs(cfg.optimizer)
+    if (cfg.backbone.name.startswith("resnet") and "small_stem" not in cfg.backbone.kwargs
+            and cfg.data.dataset in SMALL_IMAGE_DATASETS):
+        # solo-learn's rule: ResNets on CIFAR-sized images get the 3x3 stem without max-pool.
+        with open_dict(cfg):
+            cfg.backbone.kwargs.small_stem = True
     if cfg.scheduler.name not in SCHEDULERS:
         raise ConfigError(
             f"scheduler.name={cfg.scheduler.name!r} is unknown; use one of {', '.join(SCHEDULERS)}"

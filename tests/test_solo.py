@@ -1,0 +1,116 @@
+"""solo-learn compatibility: its recipe files run with fkt-train, unused keys are reported."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.test_datasets import make_cifar10, photo
+
+SOLO_RECIPE = """\
+defaults:
+  - _self_
+  - augmentations: symmetric.yaml
+  - wandb: private.yaml
+  - override hydra/hydra_logging: disabled
+  - override hydra/job_logging: disabled
+
+hydra:
+  output_subdir: null
+  run:
+    dir: .
+
+name: "solo-format-simclr"
+method: "simclr"
+backbone:
+  name: "resnet18"
+method_kwargs:
+  proj_hidden_dim: 64
+  proj_output_dim: 32
+  temperature: 0.2
+data:
+  dataset: cifar10
+  train_path: "./datasets"
+  val_path: "./datasets"
+  format: "image_folder"
+  num_workers: 0
+optimizer:
+  name: "lars"
+  batch_size: 16
+  lr: 0.3
+  classifier_lr: 0.1
+  weight_decay: 1e-4
+  kwargs:
+    clip_lr: True
+    eta: 0.02
+    exclude_bias_n_norm: True
+scheduler:
+  name: "warmup_cosine"
+checkpoint:
+  enabled: True
+  dir: "trained_models"
+  frequency: 1
+auto_resume:
+  enabled: True
+
+max_epochs: 1
+devices: [0]
+sync_batchnorm: True
+accelerator: "gpu"
+strategy: "ddp"
+precision: 16-mixed
+"""
+
+SOLO_AUGMENTATION = """\
+- rrc:
+    enabled: True
+    crop_min_scale: 0.08
+    crop_max_scale: 1.0
+  color_jitter:
+    prob: 0.8
+    brightness: 0.4
+    contrast: 0.4
+    saturation: 0.2
+    hue: 0.1
+  grayscale:
+    prob: 0.2
+  gaussian_blur:
+    prob: 0.0
+  solarization:
+    prob: 0.0
+  equalization:
+    prob: 0.0
+  horizontal_flip:
+    prob: 0.5
+  crop_size: 32
+  num_crops: 2
+"""
+
+
+def test_a_solo_learn_recipe_runs_with_fkt_train(tmp_path: Path) -> None:
+    recipes = tmp_path / "scripts" / "pretrain" / "cifar"
+    (recipes / "augmentations").mkdir(parents=True)
+    (recipes / "wandb").mkdir()
+    (recipes / "simclr.yaml").write_text(SOLO_RECIPE)
+    (recipes / "augmentations" / "symmetric.yaml").write_text(SOLO_AUGMENTATION)
+    (recipes / "wandb" / "private.yaml").write_text("enabled: False\nentity: null\n"
+                                                    "project: fkt\noffline: True\n")
+    photos = [photo(name, 32) for name in ("astronaut", "chelsea", "coffee", "rocket")]
+    make_cifar10(tmp_path / "datasets", photos * 5, bytes_keys=True, per_batch=20)
+    done = subprocess.run(
+        [sys.executable, "-m", "fkt_plugin.cli.train", "--config-path", str(recipes),
+         "--config-name", "simclr", "accelerator=cpu", "devices=1", "precision=32-true",
+         "++data.fraction=0.5", f"checkpoint.dir={tmp_path / 'runs'}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    unused = done.stderr.split("config keys not used by fkt-train: ")[1].splitlines()[0]
+    assert {"data.format", "data.fraction", "sync_batchnorm", "strategy", "wandb"} <= set(
+        unused.split(", "))
+    assert "clip_lr=True, exclude_bias_n_norm=True: solo-learn's LARS options" in done.stderr
+    run = tmp_path / "runs" / "solo-format-simclr"
+    results = json.loads((run / "results.json").read_text())
+    assert results["method"] == "simclr" and results["backbone"] == "resnet18"
+    saved = (run / "config.yaml").read_text()
+    assert "small_stem: true" in saved and "trust_coefficient: 0.02" in saved
