@@ -114,3 +114,19 @@ def test_a_solo_learn_recipe_runs_with_fkt_train(tmp_path: Path) -> None:
     assert results["method"] == "simclr" and results["backbone"] == "resnet18"
     saved = (run / "config.yaml").read_text()
     assert "small_stem: true" in saved and "trust_coefficient: 0.02" in saved
+
+
+def test_the_solo_side_recipe_composes_and_also_runs_with_fkt_train_schema() -> None:
+    from hydra import compose, initialize_config_dir
+
+    from fkt_plugin.config import validate_run_cfg
+
+    folder = Path(__file__).resolve().parents[1] / "recipes" / "solo" / "pretrain" / "cifar"
+    with initialize_config_dir(config_dir=str(folder), version_base="1.3"):
+        cfg = compose(config_name="fkt_joint", overrides=["accelerator=cpu", "devices=1"])
+    assert cfg.method == "fkt_joint" and len(cfg.augmentations) == 2
+    assert sum(p.num_crops for p in cfg.augmentations) == 3
+    assert {p.crop_size for p in cfg.augmentations} == {32}  # all large crops for solo-learn
+    assert cfg.wandb.enabled is False
+    validated = validate_run_cfg(cfg)
+    assert validated.method_kwargs.supervised_view == 2
