@@ -116,7 +116,7 @@ def test_a_solo_learn_recipe_runs_with_fkt_train(tmp_path: Path) -> None:
     assert "small_stem: true" in saved and "trust_coefficient: 0.02" in saved
 
 
-def test_the_solo_side_recipe_composes_and_also_runs_with_fkt_train_schema() -> None:
+def test_the_solo_side_recipe_composes_and_validates() -> None:
     from hydra import compose, initialize_config_dir
 
     from fkt_plugin.config import validate_run_cfg
