@@ -51,7 +51,7 @@ def test_help_lists_methods_and_datasets(tmp_path: Path) -> None:
     done = fkt_train("--help", cwd=tmp_path)
     assert done.returncode == 0
     assert "methods:   byol, fkt_joint, simclr, supervised" in done.stdout
-    assert "datasets:  fashion_mnist" in done.stdout
+    assert "datasets:  aptos, cifar10, cifar100, fashion_mnist, folder, intel, stl10" in done.stdout
 
 
 class _Interrupt(pl.Callback):
