@@ -137,3 +137,14 @@ def test_fkt_compare_reports_a_bad_recipe(tmp_path: Path) -> None:
     done = _cli("fkt_plugin.cli.compare", "--config-path", str(tmp_path), "--config-name", "bad",
                 cwd=tmp_path)
     assert done.returncode == 2 and "error: seeds is empty" in done.stderr
+
+
+@pytest.mark.parametrize("name", ["fashion_mnist", "demo"])
+def test_the_shipped_compare_recipes_are_valid(name: str) -> None:
+    folder = RECIPES.parents[1] / "compare"
+    sweep = Sweep(OmegaConf.load(folder / f"{name}.yaml"), base_dir=folder)
+    arms = {str(arm.name) for arm in sweep.cfg.arms}
+    assert {"supervised", "simclr → linear", "fkt_joint"} <= arms
+    assert len(sweep.jobs) == sum(
+        len(arm.fractions or sweep.cfg.fractions) for arm in sweep.cfg.arms) * len(
+        sweep.cfg.seeds)
