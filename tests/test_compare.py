@@ -139,7 +139,7 @@ def test_fkt_compare_reports_a_bad_recipe(tmp_path: Path) -> None:
     assert done.returncode == 2 and "error: seeds is empty" in done.stderr
 
 
-@pytest.mark.parametrize("name", ["fashion_mnist", "demo"])
+@pytest.mark.parametrize("name", ["fashion_mnist", "fashion_mnist_all_arms", "demo"])
 def test_the_shipped_compare_recipes_are_valid(name: str) -> None:
     folder = RECIPES.parents[1] / "compare"
     sweep = Sweep(OmegaConf.load(folder / f"{name}.yaml"), base_dir=folder)
