@@ -223,6 +223,10 @@ PROTOCOLS = ("linear", "mlp", "knn", "finetune")
 # Evaluation protocols of a finished run (fkt-eval; also the compare sweep's `eval` block).
 EVAL_DEFAULTS: dict[str, Any] = {
     "run_dir": None,
+    # A training recipe describing backbone and data, for a checkpoint that was not trained by
+    # fkt-train (then checkpoint is a file path and run_dir is where results go).
+    "recipe": None,
+    "recipe_overrides": [],
     # The end of pre-training: self-supervised training selects no epoch with labels.
     "checkpoint": "last.ckpt",
     "protocols": ["linear", "knn"],
@@ -298,6 +302,7 @@ COMPARE_DEFAULTS: dict[str, Any] = {
 ARM_DEFAULTS: dict[str, Any] = {
     "name": None,
     "recipe": None,
+    "recipe_overrides": [],
     # An int, or a mapping label fraction → epochs (fewer labels, more epochs per label).
     "epochs": None,
     # null: the run's own classifier; else an evaluation protocol of the trained backbone.

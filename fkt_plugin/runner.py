@@ -53,7 +53,7 @@ def _flat(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _claim_run_dir(run_dir: Path, cfg: DictConfig) -> None:
+def claim_run_dir(run_dir: Path, cfg: DictConfig) -> None:
     """Writes ``config.yaml``, or checks that an existing run there has the same cfg."""
     saved_path = run_dir / "config.yaml"
     current = OmegaConf.to_container(cfg, resolve=True)
@@ -118,7 +118,7 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     model: BaseMethod = METHODS[cfg.method](cfg)
     run_dir = run_dir_of(cfg)
-    _claim_run_dir(run_dir, cfg)
+    claim_run_dir(run_dir, cfg)
     ckpt_dir = run_dir / "checkpoints"
     checkpointing: list[Callback] = []
     if cfg.checkpoint.enabled:

@@ -148,3 +148,29 @@ def test_the_shipped_compare_recipes_are_valid(name: str) -> None:
     assert len(sweep.jobs) == sum(
         len(arm.fractions or sweep.cfg.fractions) for arm in sweep.cfg.arms) * len(
         sweep.cfg.seeds)
+
+
+def test_fkt_eval_of_a_checkpoint_trained_elsewhere(fmnist_dir: Path, tmp_path: Path) -> None:
+    import torch
+
+    from fkt_plugin.backbones import build_backbone
+    from fkt_plugin.evaluation.protocols import evaluate_run
+
+    torch.manual_seed(0)
+    backbone, _ = build_backbone("small_cnn", in_channels=1, width=4)
+    torch.save(backbone.state_dict(), tmp_path / "plain.pt")  # a plain state dict
+    cfg = OmegaConf.create({
+        "run_dir": str(tmp_path / "foreign"), "checkpoint": str(tmp_path / "plain.pt"),
+        "recipe": str(RECIPES / "simclr.yaml"), "protocols": ["knn"],
+        "recipe_overrides": [f"data.train_path={fmnist_dir}", "backbone.kwargs.width=4"],
+        "plots": {"embedding": False, "confusion_matrix": False}})
+    results = evaluate_run(cfg)
+    assert 0.0 <= results["knn"]["test"]["acc1"] <= 1.0
+    assert (tmp_path / "foreign" / "config.yaml").is_file()
+    assert (tmp_path / "foreign" / "eval" / "knn-labels1.json").is_file()
+    cfg.recipe_overrides = [f"data.train_path={fmnist_dir}", "backbone.kwargs.width=8"]
+    with pytest.raises(ConfigError, match=r"different config \(backbone.kwargs.width: 4 -> 8"):
+        evaluate_run(cfg)
+    cfg.run_dir = str(tmp_path / "wider")
+    with pytest.raises(ConfigError, match="saved from another backbone"):
+        evaluate_run(cfg)

@@ -32,6 +32,9 @@ other keys:
   checkpoint=last.ckpt   checkpoint under run_dir/checkpoints (or a path): last = end of
                          pre-training, best = best val_acc1 of the run's own classifier
   label_fraction=0.01    labelled share of each class to train the probe on (default: the run's)
+  recipe=r.yaml          for a checkpoint from elsewhere (solo-learn, torchvision state dict):
+                         the training recipe of its backbone and data; with checkpoint=<file>,
+                         run_dir is then where the results go; recipe_overrides=[k=v,...]
 
 Each protocol selects its model on the validation split and scores the test split once; results go
 to run_dir/eval/<protocol>-labels<fraction>.json with a confusion-matrix picture and a t-SNE plot

@@ -171,6 +171,40 @@ def finetune(run_dir: str | Path, checkpoint: str, label_fraction: float,
     return train(cfg)
 
 
+def adopt_recipe(run_dir: Path, recipe: str | Path, checkpoint: str,
+                 overrides: list[str] | None = None) -> None:
+    """Gives a checkpoint trained elsewhere (solo-learn, torchvision) a run directory: the
+    training recipe that describes its backbone and data becomes ``run_dir/config.yaml``.
+
+    Raises:
+        FileNotFoundError: The recipe or the checkpoint file does not exist.
+        ConfigError: The recipe is invalid, or ``run_dir`` holds a run with another config.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from fkt_plugin.config import validate_run_cfg
+    from fkt_plugin.runner import claim_run_dir
+
+    recipe = Path(recipe)
+    if not recipe.is_file():
+        raise FileNotFoundError(f"recipe={recipe} does not exist")
+    if not Path(checkpoint).is_file():
+        raise FileNotFoundError(f"with recipe=, checkpoint must be a file path; {checkpoint} "
+                                "does not exist")
+    saved = GlobalHydra.instance().hydra if GlobalHydra.instance().is_initialized() else None
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(recipe.resolve().parent), version_base="1.3"):
+            cfg = compose(config_name=recipe.stem, overrides=[
+                *(overrides or []), f"++name={run_dir.name}",
+                f"checkpoint.dir={run_dir.resolve().parent}"])
+    finally:
+        if saved is not None:
+            GlobalHydra.instance().initialize(saved)
+    claim_run_dir(run_dir, validate_run_cfg(cfg))
+
+
 def evaluate_run(eval_cfg: DictConfig) -> dict[str, dict[str, Any]]:
     """Runs the protocols of an evaluation cfg (:data:`fkt_plugin.config.EVAL_DEFAULTS`).
 
@@ -181,6 +215,9 @@ def evaluate_run(eval_cfg: DictConfig) -> dict[str, dict[str, Any]]:
     if eval_cfg.run_dir is None:
         raise FileNotFoundError("run_dir is not set: give run_dir=<checkpoint.dir>/<name>")
     run_dir = Path(eval_cfg.run_dir)
+    if eval_cfg.recipe is not None:
+        adopt_recipe(run_dir, eval_cfg.recipe, eval_cfg.checkpoint,
+                     list(eval_cfg.recipe_overrides))
     run_cfg = load_run_config(run_dir)
     fraction = eval_cfg.label_fraction or run_cfg.data.label_fraction
     tag = fraction_tag(fraction)
