@@ -14,14 +14,14 @@ install: $(VENV)/.installed
 
 # Fashion-MNIST: Debian's dataset-fashion-mnist as root, else torchvision's download.
 data: install
-	$(PY) -m fkt_plugin.data.fashion_mnist
+	$(VENV)/bin/fkt-data obtain-fashion-mnist
 
 demo: data
 	$(VENV)/bin/fkt-compare --config-path $(CURDIR)/recipes/compare --config-name demo out=$(CURDIR)/demo_runs
 
 # The tests build their own fixtures; the real dataset is fetched for the demo, not needed here.
 test: install
-	-$(PY) -m fkt_plugin.data.fashion_mnist
+	-$(VENV)/bin/fkt-data obtain-fashion-mnist
 	$(VENV)/bin/ruff check fkt_plugin tests examples
 	$(PY) -m pytest tests
 

@@ -38,7 +38,17 @@ def main(argv: list[str] | None = None) -> None:
     inspect.add_argument("--recipe", type=Path,
                          help="recipe whose augmentations --views shows (default: "
                               "recipes/pretrain/<dataset>/simclr.yaml)")
+    commands.add_parser(
+        "obtain-fashion-mnist", help="find Fashion-MNIST or fetch it (Debian package as root, "
+        "else torchvision's download) and print where it is",
+    )
     args = parser.parse_args(argv)
+    if args.command == "obtain-fashion-mnist":
+        from fkt_plugin.data.fashion_mnist import obtain_fashion_mnist
+
+        with user_errors_exit():
+            print(f"Fashion-MNIST: {obtain_fashion_mnist()}")
+        return
 
     from hydra import compose, initialize_config_dir
 

@@ -151,15 +151,3 @@ def obtain_fashion_mnist() -> Path:
             f"could not obtain Fashion-MNIST (no Debian package, download failed: {err}); "
             f"{HOW_TO_GET}"
         ) from err
-
-
-def main() -> None:
-    """``python -m fkt_plugin.data.fashion_mnist``: obtain the dataset, print where it is."""
-    try:
-        print(f"Fashion-MNIST: {obtain_fashion_mnist()}")
-    except DatasetNotFoundError as err:
-        raise SystemExit(f"error: {err}") from None
-
-
-if __name__ == "__main__":
-    main()
