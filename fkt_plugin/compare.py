@@ -225,7 +225,7 @@ def markdown_table(summary: dict[str, dict[float, tuple[float, float, int]]],
                 out.append("-")
                 continue
             mean, std, n = cells[f]
-            text = f"{mean:.2f} ± {std:.2f} (n={n})"
+            text = f"{mean:.2f} ± {std:.2f} (n={n})" if n > 1 else f"{mean:.2f} (n=1)"
             out.append(f"**{text}**" if mean == best[f] else text)
         lines.append(f"| {arm} | " + " | ".join(out) + " |")
     return "\n".join(lines)
