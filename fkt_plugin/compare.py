@@ -27,10 +27,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from fkt_plugin.config import ConfigError, epochs_for, validate_compare_cfg, validate_run_cfg
+from fkt_plugin.config import (
+    ConfigError,
+    compose_recipe,
+    epochs_for,
+    validate_compare_cfg,
+    validate_run_cfg,
+)
 from fkt_plugin.evaluation.plots import (
     plot_accuracy_vs_fraction,
     plot_embeddings,
@@ -89,9 +94,8 @@ class Sweep:
             known = sorted(p.stem for p in self.recipes.glob("*.yaml"))
             raise ConfigError(f"arm {arm.name!r}: no recipe {recipe!r} in {self.recipes}; "
                               f"known: {', '.join(known)}")
-        with initialize_config_dir(config_dir=str(self.recipes.resolve()), version_base="1.3"):
-            return compose(config_name=recipe,
-                           overrides=[*self.cfg.overrides, *arm.overrides, *overrides])
+        return compose_recipe(self.recipes / f"{recipe}.yaml",
+                              [*self.cfg.overrides, *arm.overrides, *overrides])
 
     def run_cfg(self, job: Job) -> DictConfig:
         """The training run behind a job: the arm's own run, or its shared pre-training."""

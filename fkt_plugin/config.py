@@ -9,7 +9,8 @@ A run's cfg follows solo-learn's recipe schema (``method``, ``backbone``, ``meth
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
@@ -375,3 +376,24 @@ def validate_compare_cfg(cfg: DictConfig) -> DictConfig:
     with open_dict(cfg):
         cfg.eval = validate_eval_cfg(OmegaConf.create(OmegaConf.to_container(cfg.eval)))
     return cfg
+
+
+def compose_recipe(recipe: str | Path, overrides: Sequence[str] = ()) -> DictConfig:
+    """Composes a recipe file (its ``defaults:`` list, augmentation files) with hydra overrides.
+
+    Works inside a running hydra application too (fkt-eval, fkt-compare): the application's
+    global hydra state is set aside for the composition and restored after it.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    recipe = Path(recipe)
+    state = GlobalHydra.instance()
+    saved = state.hydra if state.is_initialized() else None
+    state.clear()
+    try:
+        with initialize_config_dir(config_dir=str(recipe.resolve().parent), version_base="1.3"):
+            return compose(config_name=recipe.stem, overrides=list(overrides))
+    finally:
+        if saved is not None:
+            GlobalHydra.instance().initialize(saved)

@@ -5,11 +5,10 @@ from __future__ import annotations
 import sys
 
 import hydra
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
 
 from fkt_plugin.cli.errors import user_errors_exit
-from fkt_plugin.cli.hydra_app import recipe_folder
+from fkt_plugin.cli.hydra_app import main_with_help, recipe_folder
 
 HELP = """\
 fkt-compare: train and evaluate every arm of a comparison at every label fraction and seed, and
@@ -45,11 +44,7 @@ def _run(cfg: DictConfig) -> None:
             raise FileNotFoundError("no compare recipe given: use --config-path recipes/compare "
                                     "--config-name <name> (see fkt-compare --help)")
         cfg = OmegaConf.create(OmegaConf.to_container(cfg))
-        base_dir = recipe_folder()
-        # The sweep composes each arm's training recipe with hydra's compose API, which needs
-        # the global hydra state that this command's own composition left behind to be free.
-        GlobalHydra.instance().clear()
-        sweep = Sweep(cfg, base_dir=base_dir)
+        sweep = Sweep(cfg, base_dir=recipe_folder())
         rows = run_sweep(sweep, train_missing=not sweep.cfg.summary_only)
         if not rows:
             raise FileNotFoundError(f"no finished runs under {sweep.out}")
@@ -59,10 +54,7 @@ def _run(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Entry point of ``fkt-compare``."""
-    if {"-h", "--help"} & set(sys.argv[1:]):
-        print(HELP)
-        return
-    _run()
+    main_with_help(HELP, _run)
 
 
 if __name__ == "__main__":

@@ -50,9 +50,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"Fashion-MNIST: {obtain_fashion_mnist()}")
         return
 
-    from hydra import compose, initialize_config_dir
-
     from fkt_plugin.augmentation import parse_pipelines
+    from fkt_plugin.config import compose_recipe
     from fkt_plugin.data.inspect import describe, load_with_notes, sample_grid, views_grid
 
     with user_errors_exit():
@@ -69,9 +68,7 @@ def main(argv: list[str] | None = None) -> None:
             recipe = args.recipe or RECIPES / args.dataset / "simclr.yaml"
             if not recipe.is_file():
                 raise FileNotFoundError(f"recipe {recipe} does not exist; pass --recipe")
-            with initialize_config_dir(config_dir=str(recipe.resolve().parent),
-                                       version_base="1.3"):
-                pipelines = compose(config_name=recipe.stem).get("augmentations")
+            pipelines = compose_recipe(recipe).get("augmentations")
             if pipelines is None:
                 raise FileNotFoundError(f"recipe {recipe} has no augmentations")
             print(f"wrote {views_grid(dataset, parse_pipelines(pipelines), args.views)}")

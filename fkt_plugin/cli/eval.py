@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
 from fkt_plugin.cli.errors import user_errors_exit
-from fkt_plugin.cli.hydra_app import QUIET_HYDRA
+from fkt_plugin.cli.hydra_app import QUIET_HYDRA, main_with_help
 from fkt_plugin.config import EVAL_DEFAULTS, PROTOCOLS
 
 HELP = f"""\
@@ -56,10 +55,7 @@ def _run(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Entry point of ``fkt-eval``."""
-    if {"-h", "--help"} & set(sys.argv[1:]):
-        print(HELP)
-        return
-    _run()
+    main_with_help(HELP, _run)
 
 
 if __name__ == "__main__":

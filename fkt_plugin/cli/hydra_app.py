@@ -3,6 +3,8 @@ settings that keep hydra from writing files of its own."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -21,3 +23,12 @@ def recipe_folder() -> Path:
         if source.provider == "main" and source.schema == "file":
             return Path(source.path)
     return Path.cwd()
+
+
+def main_with_help(help_text: str, run: Callable[[], None]) -> None:
+    """Prints ``help_text`` for ``-h``/``--help`` (hydra's own help knows nothing of our keys),
+    else runs the hydra application ``run``."""
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(help_text)
+        return
+    run()

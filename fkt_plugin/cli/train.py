@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import hydra
 from omegaconf import DictConfig
 
 from fkt_plugin.backbones import BACKBONES
 from fkt_plugin.cli.errors import user_errors_exit
+from fkt_plugin.cli.hydra_app import main_with_help
 from fkt_plugin.data import DATASETS
 from fkt_plugin.methods import METHODS
 
@@ -47,10 +47,7 @@ def _run(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Entry point of ``fkt-train``."""
-    if {"-h", "--help"} & set(sys.argv[1:]):
-        print(HELP)
-        return
-    _run()
+    main_with_help(HELP, _run)
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ import numpy as np
 from PIL import Image
 
 from fkt_plugin.data.dataset import ImageDataset, channel_stats
-from fkt_plugin.data.image_cache import DataFormatError, Preprocess, image_files
-from fkt_plugin.data.image_folder import decode_split, holdout, join, require_dir
+from fkt_plugin.data.image_cache import DataFormatError, Preprocess, decode_files, image_files
+from fkt_plugin.data.image_folder import holdout, join, require_dir
 from fkt_plugin.data.registry import DATASETS, DatasetNotFoundError
 
 CLASS_NAMES = ("No DR", "Mild", "Moderate", "Severe", "Proliferative DR")
@@ -104,13 +104,13 @@ def load_aptos(train_path: str | None = None, image_size: int | None = None,
     common = {"size": size, "preprocess": circle_crop_then_resize(size),
               "preprocess_name": f"circle-crop-{DARK_THRESHOLD}", "cache_dir": cache_dir,
               "on_bad_image": on_bad_image}
-    labelled = decode_split("aptos train", [by_id[c] for c, _ in present],
-                            [g for _, g in present], **common).split
+    labelled = decode_files([by_id[c] for c, _ in present], [g for _, g in present],
+                            name="aptos train", **common).split
     train, test = holdout(labelled, holdout_fraction, split_seed)
     extra_dir = root / "test_images"
     if extra_dir.is_dir() and image_files(extra_dir):
         extra = image_files(extra_dir)
-        train = join(train, decode_split("aptos test_images (unlabelled)", extra,
-                                         [-1] * len(extra), **common).split)
+        train = join(train, decode_files(extra, [-1] * len(extra),
+                                         name="aptos test_images (unlabelled)", **common).split)
     mean, std = channel_stats(train.images)
     return ImageDataset(train, test, CLASS_NAMES, mean, std, ordinal=True)

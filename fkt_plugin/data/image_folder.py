@@ -17,8 +17,6 @@ from fkt_plugin.config import ConfigError
 from fkt_plugin.data.dataset import ImageDataset, ImageSplit, channel_stats
 from fkt_plugin.data.image_cache import (
     DataFormatError,
-    DecodedFiles,
-    Preprocess,
     decode_files,
     image_files,
     resize_center_crop,
@@ -63,15 +61,6 @@ def class_tree(root: Path, class_names: tuple[str, ...] | None = None
     return names, files, targets
 
 
-def decode_split(name: str, files: list[Path], targets: list[int], size: int,
-                 preprocess: Preprocess, preprocess_name: str, cache_dir: str | None,
-                 on_bad_image: str) -> DecodedFiles:
-    """Decodes a list of files through the cache (see :func:`decode_files`)."""
-    return decode_files(files, targets, size, preprocess=preprocess,
-                        preprocess_name=preprocess_name, cache_dir=cache_dir, name=name,
-                        on_bad_image=on_bad_image)
-
-
 def require_dir(path: str | None, key: str, what: str) -> Path:
     if path is None:
         raise DatasetNotFoundError(f"set {key} to {what}")
@@ -110,11 +99,11 @@ def load_image_folder(train_path: str | None = None, val_path: str | None = None
     names, files, targets = class_tree(root)
     common = {"size": image_size, "preprocess": preprocess, "preprocess_name": tag,
               "cache_dir": cache_dir, "on_bad_image": on_bad_image}
-    train = decode_split(f"folder {root.name} train", files, targets, **common).split
+    train = decode_files(files, targets, name=f"folder {root.name} train", **common).split
     if val_path is not None:
         val_root = require_dir(val_path, "data.val_path", "a folder of <class>/<image> folders")
         _, val_files, val_targets = class_tree(val_root, names)
-        test = decode_split(f"folder {val_root.name} test", val_files, val_targets,
+        test = decode_files(val_files, val_targets, name=f"folder {val_root.name} test",
                             **common).split
     else:
         train, test = holdout(train, holdout_fraction, split_seed)
@@ -122,7 +111,8 @@ def load_image_folder(train_path: str | None = None, val_path: str | None = None
         extra_root = require_dir(unlabelled_path, "data.unlabelled_path", "a folder of images")
         extra = image_files(extra_root)
         if extra:
-            train = join(train, decode_split(f"folder {extra_root.name} unlabelled", extra,
-                                             [-1] * len(extra), **common).split)
+            train = join(train, decode_files(extra, [-1] * len(extra),
+                                             name=f"folder {extra_root.name} unlabelled",
+                                             **common).split)
     mean, std = channel_stats(train.images)
     return ImageDataset(train, test, names, mean, std)

@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from fkt_plugin.data.dataset import ImageDataset, channel_stats
-from fkt_plugin.data.image_cache import image_files, resize_square
-from fkt_plugin.data.image_folder import class_tree, decode_split, join, require_dir
+from fkt_plugin.data.image_cache import decode_files, image_files, resize_square
+from fkt_plugin.data.image_folder import class_tree, join, require_dir
 from fkt_plugin.data.registry import DATASETS, DatasetNotFoundError
 
 NATIVE_SIZE = 150
@@ -51,19 +51,19 @@ def load_intel(train_path: str | None = None, val_path: str | None = None,
     common = {"size": size, "preprocess": resize_square(size), "preprocess_name": "square",
               "cache_dir": cache_dir, "on_bad_image": on_bad_image}
     names, files, targets = class_tree(_inner(root / "seg_train"))
-    train = decode_split("intel seg_train", files, targets, **common).split
+    train = decode_files(files, targets, name="intel seg_train", **common).split
     test_dir = (require_dir(val_path, "data.val_path", "the seg_test folder") if val_path
                 else root / "seg_test")
     if not test_dir.is_dir():
         raise DatasetNotFoundError(f"{test_dir} does not exist: the Intel folder needs seg_test/ "
                                    "(or set data.val_path)")
     _, test_files, test_targets = class_tree(_inner(test_dir), names)
-    test = decode_split("intel seg_test", test_files, test_targets, **common).split
+    test = decode_files(test_files, test_targets, name="intel seg_test", **common).split
     pred_dir = root / "seg_pred"
     if pred_dir.is_dir():
         unlabelled = image_files(_inner(pred_dir))
         if unlabelled:
-            train = join(train, decode_split("intel seg_pred", unlabelled,
-                                             [-1] * len(unlabelled), **common).split)
+            train = join(train, decode_files(unlabelled, [-1] * len(unlabelled),
+                                             name="intel seg_pred", **common).split)
     mean, std = channel_stats(train.images)
     return ImageDataset(train, test, names, mean, std)

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from fkt_plugin.backbones import build_backbone
 from fkt_plugin.checkpoints import load_backbone_weights
-from fkt_plugin.config import epochs_for, validate_eval_cfg
+from fkt_plugin.config import compose_recipe, epochs_for, validate_eval_cfg, validate_run_cfg
 from fkt_plugin.data import FKTDataModule, ImageDataset
 from fkt_plugin.evaluation.features import extract_features
 from fkt_plugin.evaluation.knn import knn_scores
@@ -180,10 +180,6 @@ def adopt_recipe(run_dir: Path, recipe: str | Path, checkpoint: str,
         FileNotFoundError: The recipe or the checkpoint file does not exist.
         ConfigError: The recipe is invalid, or ``run_dir`` holds a run with another config.
     """
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from fkt_plugin.config import validate_run_cfg
     from fkt_plugin.runner import claim_run_dir
 
     recipe = Path(recipe)
@@ -192,16 +188,8 @@ def adopt_recipe(run_dir: Path, recipe: str | Path, checkpoint: str,
     if not Path(checkpoint).is_file():
         raise FileNotFoundError(f"with recipe=, checkpoint must be a file path; {checkpoint} "
                                 "does not exist")
-    saved = GlobalHydra.instance().hydra if GlobalHydra.instance().is_initialized() else None
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(recipe.resolve().parent), version_base="1.3"):
-            cfg = compose(config_name=recipe.stem, overrides=[
-                *(overrides or []), f"++name={run_dir.name}",
-                f"checkpoint.dir={run_dir.resolve().parent}"])
-    finally:
-        if saved is not None:
-            GlobalHydra.instance().initialize(saved)
+    cfg = compose_recipe(recipe, [*(overrides or []), f"++name={run_dir.name}",
+                                  f"checkpoint.dir={run_dir.resolve().parent}"])
     claim_run_dir(run_dir, validate_run_cfg(cfg))
 
 
