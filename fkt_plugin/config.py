@@ -35,6 +35,12 @@ RUN_DEFAULTS: dict[str, Any] = {
         "val_fraction": 0.1,
         "split_seed": 0,
         "num_workers": 0,
+        # kornia: views made on the training device from uint8 batches; torchvision: per image
+        # in the loader workers (solo-learn's way), for comparison on the same recipe.
+        "augmentation_backend": "kornia",
+        # null: pin host memory when CUDA is available.
+        "pin_memory": None,
+        "persistent_workers": True,
         # null: uniform batches; a share in (0, 1]: that share of every batch is labelled.
         "labelled_share": None,
         # Adapters of image files: decode once to image_size (null: the dataset's own size)
@@ -66,13 +72,20 @@ RUN_DEFAULTS: dict[str, Any] = {
         "warmup_start_lr": 0.0,
         "min_lr": 0.0,
     },
-    "performance": {"disable_channel_last": False},
+    # Channels-last convolutions (solo-learn's key); torch.compile of the backbone, off by
+    # default because compiling costs minutes and needs a C compiler.
+    "performance": {"disable_channel_last": False, "compile": False, "compile_mode": None},
     "knn_eval": {"enabled": True, "k": 20, "temperature": 0.07},
     "checkpoint": {"enabled": True, "dir": "trained_models", "frequency": 1},
     "auto_resume": {"enabled": True},
     "max_epochs": 100,
     "accelerator": "auto",
     "devices": 1,
+    "num_nodes": 1,
+    # Lightning's strategy (ddp for several devices); BatchNorm synchronised across processes.
+    "strategy": "auto",
+    "sync_batchnorm": False,
+    # 32-true, bf16-mixed (GPUs from Ampere on, and CPUs), 16-mixed.
     "precision": "32-true",
     "log_every_n_steps": 20,
 }
@@ -153,7 +166,7 @@ def validate_run_cfg(cfg: DictConfig) -> DictConfig:
         ConfigError: A value is missing or out of range; the message says which and how to fix it.
         UnknownNameError: The method, backbone or dataset name is not registered.
     """
-    from fkt_plugin.augmentation import parse_pipelines
+    from fkt_plugin.augmentation import BACKENDS, parse_pipelines
     from fkt_plugin.backbones import BACKBONES
     from fkt_plugin.data import DATASETS
     from fkt_plugin.methods import METHODS
@@ -180,6 +193,9 @@ def validate_run_cfg(cfg: DictConfig) -> DictConfig:
     if cfg.data.image_size is not None and not (isinstance(cfg.data.image_size, int)
                                                 and cfg.data.image_size > 0):
         raise ConfigError(f"data.image_size={cfg.data.image_size!r} must be an int > 0")
+    if cfg.data.augmentation_backend not in BACKENDS:
+        raise ConfigError(f"data.augmentation_backend={cfg.data.augmentation_backend!r} is "
+                          f"unknown; use one of {', '.join(BACKENDS)}")
     if cfg.data.labelled_share is not None:
         require_in_range(cfg.data.labelled_share, "data.labelled_share", 0.0, 1.0, low_open=True)
     if cfg.optimizer.name not in OPTIMIZERS:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from lightly.loss import NTXentLoss
 from torch import nn
@@ -15,15 +16,29 @@ def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor,
                          weight: torch.Tensor | None = None) -> torch.Tensor:
     """Cross-entropy over the rows with a label (target >= 0); 0 (with a graph) if none has.
 
+    Under DDP the mean runs over the labelled rows of the global batch: processes hold different
+    numbers of labelled rows, and the mean of per-process means would weight a row by how few
+    labels its process happened to get. The local sum is divided by the global count (times the
+    world size, which DDP's gradient averaging divides back out).
+
     Shapes:
         logits: ``(B, C)``; targets: ``(B,)`` with -1 for unlabelled rows; returns a scalar.
     """
     labelled = targets >= 0
-    if not labelled.any():
+    rows, row_targets = logits[labelled], targets[labelled]
+    losses = F.cross_entropy(rows, row_targets, weight=weight, reduction="none")
+    row_weights = (weight[row_targets] if weight is not None
+                   else torch.ones_like(losses)).detach()
+    total = row_weights.sum()
+    world_size = 1
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        world_size = dist.get_world_size()
+        total = total.clone()
+        dist.all_reduce(total)
+    if total == 0:
         # Keeps the graph, so that a batch without labels is still a valid step.
         return logits.sum() * 0.0
-    return F.cross_entropy(logits[labelled], targets[labelled], weight=weight)
-
+    return losses.sum() * world_size / total  # losses are weighted already
 
 class JointLossOutput(NamedTuple):
     """The weighted total and its two unweighted terms."""

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
@@ -33,8 +34,10 @@ from fkt_plugin.evaluation.plots import plot_confusion_matrix
 from fkt_plugin.methods import METHODS, BaseMethod
 
 # Keys that may change between an interrupted run and its resumption without changing the run.
-_RESUMABLE_KEYS = {"accelerator", "devices", "data.num_workers", "log_every_n_steps",
-                   "data.train_path", "data.val_path", "checkpoint", "auto_resume"}
+_RESUMABLE_KEYS = {"accelerator", "devices", "num_nodes", "strategy", "data.num_workers",
+                   "data.pin_memory", "data.persistent_workers", "log_every_n_steps",
+                   "data.train_path", "data.val_path", "checkpoint", "auto_resume",
+                   "performance.compile", "performance.compile_mode"}
 
 
 def run_dir_of(cfg: DictConfig) -> Path:
@@ -139,9 +142,14 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Experiment logs directory")
         logger = CSVLogger(run_dir, name="", version="")
+    if cfg.sync_batchnorm and not torch.cuda.is_available():
+        raise ConfigError("sync_batchnorm=true needs GPUs (torch's SyncBatchNorm has no CPU "
+                          "kernel); set sync_batchnorm=false")
     trainer = pl.Trainer(
         max_epochs=cfg.max_epochs, accelerator=cfg.accelerator, devices=cfg.devices,
-        precision=cfg.precision, logger=logger,
+        num_nodes=cfg.num_nodes, strategy=cfg.strategy, sync_batchnorm=cfg.sync_batchnorm,
+        # The datamodule's batch samplers split every global batch across processes already.
+        use_distributed_sampler=False, precision=cfg.precision, logger=logger,
         callbacks=[*checkpointing, *callbacks], log_every_n_steps=cfg.log_every_n_steps,
         enable_checkpointing=cfg.checkpoint.enabled, enable_model_summary=False,
     )

@@ -71,11 +71,12 @@ def test_hide_labels_keeps_at_least_one_per_class() -> None:
     assert torch.equal(hidden[hidden >= 0], targets[hidden >= 0])
 
 
-def _datamodule(fmnist_dir: Path, labelled_only: bool = False) -> FKTDataModule:
+def _datamodule(fmnist_dir: Path, labelled_only: bool = False,
+                **options: object) -> FKTDataModule:
     pipes = parse_pipelines(OmegaConf.load(RECIPES / "augmentations/symmetric_with_weak.yaml"))
     return FKTDataModule(load_dataset("fashion_mnist", str(fmnist_dir)), pipes, batch_size=50,
                          label_fraction=0.1, val_fraction=0.2, split_seed=1,
-                         labelled_only=labelled_only)
+                         labelled_only=labelled_only, **options)
 
 
 def test_splits_are_disjoint_and_keep_unlabelled_images(fmnist_dir: Path) -> None:
@@ -111,12 +112,11 @@ def test_batches_become_views_on_the_device(fmnist_dir: Path) -> None:
 
 
 def test_labelled_share_batches_hold_that_share_of_labelled_images() -> None:
-    from fkt_plugin.data.samplers import LabelledShareBatchSampler
+    from fkt_plugin.data.samplers import TrainBatchSampler
 
     targets = torch.full((1000,), -1)
     targets[torch.arange(0, 1000, 100)] = 3  # 1% labelled: 10 images
-    torch.manual_seed(0)
-    sampler = LabelledShareBatchSampler(targets, batch_size=64, share=0.25)
+    sampler = TrainBatchSampler(targets, batch_size=64, labelled_share=0.25)
     batches = list(sampler)
     assert len(batches) == len(sampler) == 1000 // 48
     assert all(len(b) == 64 for b in batches)
@@ -129,6 +129,84 @@ def test_labelled_share_batches_hold_that_share_of_labelled_images() -> None:
     assert len(set(pool)) == len(pool)  # one pass over the pool, no repeats
 
 
+@pytest.mark.parametrize("share", [None, 0.25])
+def test_processes_split_the_global_batches_of_one_process(share: float | None) -> None:
+    from fkt_plugin.data.samplers import TrainBatchSampler
+
+    targets = torch.full((1003,), -1)
+    targets[torch.arange(0, 1003, 20)] = 1
+    single = list(TrainBatchSampler(targets, 96, share, seed=4))
+    ranks = [list(TrainBatchSampler(targets, 32, share, seed=4, rank=r, world_size=3))
+             for r in range(3)]
+    assert all(len(r) == len(single) for r in ranks)
+    for b, whole in enumerate(single):
+        parts = [r[b] for r in ranks]
+        assert all(len(p) == 32 for p in parts)
+        assert sorted(i for p in parts for i in p) == sorted(whole)
+        if share is not None:  # each process's batch starts with its 8 labelled images
+            assert all(bool((targets[p[:8]] >= 0).all()) for p in parts)
+
+
+def test_training_batches_depend_on_seed_and_epoch_only() -> None:
+    from fkt_plugin.data.samplers import TrainBatchSampler
+
+    targets = torch.zeros(500, dtype=torch.int64)
+    first, again, other_seed = (TrainBatchSampler(targets, 50, seed=s) for s in (1, 1, 2))
+    torch.manual_seed(0)
+    epoch0 = list(first)
+    torch.manual_seed(123)  # the global generator plays no part
+    assert list(again) == epoch0
+    assert list(other_seed) != epoch0
+    again.set_epoch(1)
+    assert list(again) != epoch0
+    assert sorted(i for b in list(again) for i in b) == list(range(500))
+
+
 def test_labelled_share_is_validated(make_cfg) -> None:
     with pytest.raises(ConfigError, match=r"data.labelled_share=1.5 is outside \(0.0, 1.0\]"):
         make_cfg("fkt_joint", "++data.labelled_share=1.5")
+
+
+def _first_training_batch(dm: FKTDataModule) -> tuple[torch.Tensor, list[torch.Tensor],
+                                                       torch.Tensor]:
+    idx, views, targets = next(iter(dm.train_dataloader()))
+    if dm.backend == "kornia":
+        dm.trainer = _Trainer(training=True)
+        idx, views, targets = dm.on_after_batch_transfer((idx, views, targets), 0)
+    return idx, views, targets
+
+
+def test_both_backends_make_the_same_batch_layout(fmnist_dir: Path) -> None:
+    batches = {}
+    for backend in ("kornia", "torchvision"):
+        torch.manual_seed(0)
+        batches[backend] = _first_training_batch(
+            _datamodule(fmnist_dir, backend=backend, num_workers=2, seed=3))
+    (k_idx, k_views, k_targets), (t_idx, t_views, t_targets) = batches.values()
+    assert torch.equal(k_idx, t_idx) and torch.equal(k_targets, t_targets)  # same sampler
+    assert [(v.shape, v.dtype) for v in k_views] == [(v.shape, v.dtype) for v in t_views]
+    dm = _datamodule(fmnist_dir)
+    mean, std = dm.dataset.mean[0], dm.dataset.std[0]
+    low, high = -mean / std, (1 - mean) / std
+    for views in (k_views, t_views):
+        assert all(low - 1e-4 <= float(v.min()) and float(v.max()) <= high + 1e-4 for v in views)
+        assert all(float(v.max()) > 0.5 * high for v in views)  # not squashed into a corner
+
+
+def test_torchvision_backend_views_are_fixed_by_the_seed(fmnist_dir: Path) -> None:
+    import pytorch_lightning as pl
+
+    def views(seed: int) -> list[torch.Tensor]:
+        pl.seed_everything(seed, workers=True, verbose=False)
+        return _first_training_batch(_datamodule(fmnist_dir, backend="torchvision",
+                                                 num_workers=2, seed=seed))[1]
+
+    first, again, other = views(11), views(11), views(12)
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not torch.equal(first[0], other[0])
+
+
+def test_unknown_backend_lists_the_known_ones(make_cfg) -> None:
+    with pytest.raises(ConfigError, match=r"augmentation_backend='dali' is unknown; use one of "
+                                          r"kornia, torchvision"):
+        make_cfg("fkt_joint", "++data.augmentation_backend=dali")

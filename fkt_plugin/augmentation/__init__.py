@@ -1,10 +1,14 @@
-"""Device-side augmentation: uint8 batches in, normalised float views out."""
+"""Augmentation: solo-learn's pipeline schema, built for the device (kornia) or per image
+(torchvision); uint8 images in, normalised float views out."""
 
-from fkt_plugin.augmentation.pipeline import (
+from fkt_plugin.augmentation.kornia_views import (
     DeviceAugmentation,
     EvalTransform,
     build_view_transform,
-    parse_pipelines,
 )
+from fkt_plugin.augmentation.schema import BACKENDS, PIPELINE_DEFAULTS, parse_pipelines
+from fkt_plugin.augmentation.torchvision_views import PerImageViews, build_torchvision_transform
 
-__all__ = ["DeviceAugmentation", "EvalTransform", "build_view_transform", "parse_pipelines"]
+__all__ = ["BACKENDS", "PIPELINE_DEFAULTS", "DeviceAugmentation", "EvalTransform",
+           "PerImageViews", "build_torchvision_transform", "build_view_transform",
+           "parse_pipelines"]

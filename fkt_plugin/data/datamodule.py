@@ -1,25 +1,31 @@
-"""The datamodule: uint8 tensors in memory, batched by index, made into views on the device."""
+"""The datamodule: uint8 tensors in memory, batched by index, made into views.
+
+With the kornia backend a training batch is one fancy-indexing of the uint8 tensor and its views
+are made on the device after the transfer; with the torchvision backend loader workers make each
+image's views on the CPU, as solo-learn and lightly do.
+"""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
-from torch.utils.data import (
-    BatchSampler,
-    DataLoader,
-    Dataset,
-    RandomSampler,
-    Sampler,
-    SequentialSampler,
-)
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
 
-from fkt_plugin.augmentation import DeviceAugmentation, EvalTransform, parse_pipelines
+from fkt_plugin.augmentation import (
+    BACKENDS,
+    DeviceAugmentation,
+    EvalTransform,
+    PerImageViews,
+    parse_pipelines,
+)
+from fkt_plugin.config import ConfigError
 from fkt_plugin.data.dataset import ImageDataset, ImageSplit
-from fkt_plugin.data.samplers import LabelledShareBatchSampler
+from fkt_plugin.data.samplers import TrainBatchSampler
 from fkt_plugin.data.splits import complement, hide_labels, stratified_pick
 
 
@@ -41,6 +47,23 @@ class IndexedBatches(Dataset):
         return index, self.split.images[index], self.split.targets[index]
 
 
+class AugmentedImages(Dataset):
+    """Serves one image's views, made on the CPU: ``dataset[i] -> (i, views, target)``.
+
+    The torchvision backend's dataset; the default collation stacks each view across the batch.
+    """
+
+    def __init__(self, split: ImageSplit, views: PerImageViews) -> None:
+        self.split = split
+        self.views = views
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, i: int) -> tuple[int, list[torch.Tensor], torch.Tensor]:
+        return i, self.views(self.split.images[i]), self.split.targets[i]
+
+
 class FKTDataModule(pl.LightningDataModule):
     """Train / validation / test loaders over an :class:`ImageDataset`.
 
@@ -57,21 +80,42 @@ class FKTDataModule(pl.LightningDataModule):
         split_seed: Seed of both splits, independent of the training seed so that runs with
             different seeds compare on the same labelled images.
         labelled_only: Train on the labelled images only (methods with no unsupervised term).
-        num_workers: Loader worker processes (0 is fastest for in-memory tensors).
+        num_workers: Loader worker processes (0 is fastest for in-memory tensors with the
+            kornia backend; the torchvision backend needs several).
         labelled_share: If set, every training batch takes this share of its images from the
-            labelled ones (:class:`LabelledShareBatchSampler`); None: uniform batches.
+            labelled ones (:class:`TrainBatchSampler`); None: uniform batches.
+        backend: Where views are made: ``kornia`` (on the device) or ``torchvision``.
+        seed: Seed of the training batches' shuffle (the epoch is added to it).
+        pin_memory: Page-locked host batches for faster copies; None: when CUDA is available.
+        persistent_workers: Keep loader workers alive between epochs.
+
+    Raises:
+        ConfigError: ``backend`` is unknown.
     """
 
     def __init__(self, dataset: ImageDataset, pipelines: Sequence[DictConfig], batch_size: int,
                  label_fraction: float = 1.0, val_fraction: float = 0.1, split_seed: int = 0,
                  labelled_only: bool = False, num_workers: int = 0,
-                 labelled_share: float | None = None) -> None:
+                 labelled_share: float | None = None, backend: str = "kornia", seed: int = 0,
+                 pin_memory: bool | None = None, persistent_workers: bool = True) -> None:
         super().__init__()
+        if backend not in BACKENDS:
+            raise ConfigError(f"data.augmentation_backend={backend!r} is unknown; use one of "
+                              f"{', '.join(BACKENDS)}")
+        if backend == "torchvision" and num_workers == 0:
+            warnings.warn("data.augmentation_backend=torchvision with data.num_workers=0 "
+                          "augments every image in the training process; set data.num_workers "
+                          "to the CPU cores you can spare", stacklevel=2)
         self.labelled_share = None if labelled_only else labelled_share
         self.dataset = dataset
         self.batch_size = batch_size
         self.num_workers = num_workers
+        self.backend = backend
+        self.seed = seed
+        self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
+        self.persistent_workers = persistent_workers and num_workers > 0
         self.augment = DeviceAugmentation(pipelines, dataset.mean, dataset.std)
+        self.per_image_views = PerImageViews(pipelines, dataset.mean, dataset.std)
         self.eval_transform = EvalTransform(int(pipelines[0].crop_size), dataset.mean,
                                             dataset.std)
         train = dataset.train
@@ -89,39 +133,57 @@ class FKTDataModule(pl.LightningDataModule):
         return cls(dataset, parse_pipelines(cfg.augmentations), cfg.optimizer.batch_size,
                    label_fraction=cfg.data.label_fraction, val_fraction=cfg.data.val_fraction,
                    split_seed=cfg.data.split_seed, labelled_only=labelled_only,
-                   num_workers=cfg.data.num_workers, labelled_share=cfg.data.labelled_share)
+                   num_workers=cfg.data.num_workers, labelled_share=cfg.data.labelled_share,
+                   backend=cfg.data.augmentation_backend, seed=cfg.seed,
+                   pin_memory=cfg.data.pin_memory,
+                   persistent_workers=cfg.data.persistent_workers)
 
     @property
     def labelled_train(self) -> ImageSplit:
         """The training images that carry a label."""
         return self.train.subset((self.train.targets >= 0).nonzero().flatten())
 
-    def _loader(self, split: ImageSplit, train: bool) -> DataLoader:
-        indices = range(len(split))
-        sampler = RandomSampler(indices) if train else SequentialSampler(indices)
-        # Dropping the last partial batch keeps BatchNorm and NT-Xent away from tiny batches,
-        # unless the split is smaller than one batch.
-        drop_last = train and len(split) > self.batch_size
-        batches: Sampler = BatchSampler(sampler, self.batch_size, drop_last=drop_last)
-        if train and self.labelled_share is not None:
-            batches = LabelledShareBatchSampler(split.targets, self.batch_size,
-                                                self.labelled_share, drop_last=drop_last)
+    def _process(self) -> tuple[int, int]:
+        """This process's rank and the number of processes (1 outside a distributed trainer)."""
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def _loader_options(self) -> dict[str, Any]:
+        return {"num_workers": self.num_workers, "pin_memory": self.pin_memory,
+                "persistent_workers": self.persistent_workers}
+
+    def _eval_loader(self, split: ImageSplit) -> DataLoader:
+        # Every process evaluates the whole split: metrics need no gathering and stay exact.
+        batches = BatchSampler(SequentialSampler(range(len(split))), self.batch_size,
+                               drop_last=False)
         return DataLoader(IndexedBatches(split), batch_size=None, sampler=batches,
-                          num_workers=self.num_workers, pin_memory=torch.cuda.is_available(),
-                          persistent_workers=self.num_workers > 0)
+                          **self._loader_options())
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train, train=True)
+        rank, world_size = self._process()
+        # Dropping the last partial batch keeps BatchNorm and NT-Xent away from tiny batches,
+        # unless the split is smaller than one global batch.
+        drop_last = len(self.train) > self.batch_size * world_size
+        batches: Sampler = TrainBatchSampler(
+            self.train.targets, self.batch_size, self.labelled_share, drop_last=drop_last,
+            seed=self.seed, rank=rank, world_size=world_size)
+        if self.backend == "torchvision":
+            return DataLoader(AugmentedImages(self.train, self.per_image_views),
+                              batch_sampler=batches, **self._loader_options())
+        return DataLoader(IndexedBatches(self.train), batch_size=None, sampler=batches,
+                          **self._loader_options())
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val, train=False)
+        return self._eval_loader(self.val)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test, train=False)
+        return self._eval_loader(self.test)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Makes views (training) or evaluation inputs on the device the batch now lives on."""
         idx, images, targets = batch
         if self.trainer is not None and self.trainer.training:
+            if self.backend == "torchvision":
+                return batch  # the loader workers made the views already
             return idx, self.augment.to(images.device)(images), targets
         return self.eval_transform.to(images.device)(images), targets

@@ -74,6 +74,9 @@ class BaseMethod(pl.LightningModule):
         self.memory_format = (torch.contiguous_format if cfg.performance.disable_channel_last
                               else torch.channels_last)
         self.backbone.to(memory_format=self.memory_format)
+        if cfg.performance.compile:
+            # In place, so parameter names (checkpoints, exports) stay those of the plain module.
+            self.backbone.compile(mode=cfg.performance.compile_mode)
         self.num_classes: int = cfg.data.num_classes
         self.classifier = nn.Linear(self.features_dim, self.num_classes)
         self.supervised_view: int = cfg.method_kwargs.supervised_view

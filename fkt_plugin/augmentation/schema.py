@@ -1,0 +1,77 @@
+"""solo-learn's augmentation schema: a list of pipelines, validated once, with defaults here.
+
+A recipe's ``augmentations`` is a list of pipelines; each makes ``num_crops`` views of every image,
+and the views of all pipelines come out in order (solo-learn's convention). Both backends
+(:mod:`~fkt_plugin.augmentation.kornia_views` on the device,
+:mod:`~fkt_plugin.augmentation.torchvision_views` per image in loader workers) build from the
+parsed pipelines, so one recipe runs on either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from fkt_plugin.config import ConfigError, fill_defaults, require_in_range, unknown_keys
+
+# kornia: batches on the training device; torchvision: per image in DataLoader workers.
+BACKENDS = ("kornia", "torchvision")
+
+PIPELINE_DEFAULTS: dict[str, Any] = {
+    "rrc": {"enabled": True, "crop_min_scale": 0.08, "crop_max_scale": 1.0},
+    "color_jitter": {"prob": 0.0, "brightness": 0.0, "contrast": 0.0, "saturation": 0.0,
+                     "hue": 0.0},
+    "grayscale": {"prob": 0.0},
+    "gaussian_blur": {"prob": 0.0, "sigma_min": 0.1, "sigma_max": 2.0},
+    "solarization": {"prob": 0.0},
+    "equalization": {"prob": 0.0},
+    "horizontal_flip": {"prob": 0.0},
+    "crop_size": None,
+    "num_crops": 1,
+}
+_PROBABILITIES = ("color_jitter", "grayscale", "gaussian_blur", "solarization", "equalization",
+                  "horizontal_flip")
+
+
+def parse_pipelines(pipelines: ListConfig | Sequence[Any]) -> list[DictConfig]:
+    """Validates a list of pipelines and fills each one's defaults.
+
+    Raises:
+        ConfigError: A key is unknown, a probability or scale is out of range, or ``crop_size``
+            is missing; the message names ``augmentations[i].<key>``.
+    """
+    if len(pipelines) == 0:
+        raise ConfigError("augmentations is empty: give at least one pipeline")
+    parsed = []
+    for i, raw in enumerate(pipelines):
+        where = f"augmentations[{i}]"
+        pipe = OmegaConf.create(OmegaConf.to_container(raw) if isinstance(raw, DictConfig)
+                                else dict(raw))
+        bad = unknown_keys(pipe, PIPELINE_DEFAULTS)
+        if bad:
+            raise ConfigError(f"{where} has unknown keys {', '.join(bad)}; known: "
+                              f"{', '.join(PIPELINE_DEFAULTS)}")
+        fill_defaults(pipe, PIPELINE_DEFAULTS, prefix=f"{where}.")
+        if not (isinstance(pipe.crop_size, int) and pipe.crop_size > 0):
+            raise ConfigError(f"{where}.crop_size={pipe.crop_size!r} must be a positive int")
+        if not (isinstance(pipe.num_crops, int) and pipe.num_crops >= 1):
+            raise ConfigError(f"{where}.num_crops={pipe.num_crops!r} must be an int >= 1")
+        for key in _PROBABILITIES:
+            require_in_range(pipe[key].prob, f"{where}.{key}.prob", 0.0, 1.0)
+        require_in_range(pipe.rrc.crop_min_scale, f"{where}.rrc.crop_min_scale", 0.0, 1.0,
+                         low_open=True)
+        require_in_range(pipe.rrc.crop_max_scale, f"{where}.rrc.crop_max_scale",
+                         pipe.rrc.crop_min_scale, 1.0)
+        for key in ("brightness", "contrast", "saturation"):
+            require_in_range(pipe.color_jitter[key], f"{where}.color_jitter.{key}", 0.0, 1e6)
+        require_in_range(pipe.color_jitter.hue, f"{where}.color_jitter.hue", 0.0, 0.5)
+        parsed.append(pipe)
+    return parsed
+
+
+
+def blur_kernel_size(crop_size: int) -> int:
+    """An odd kernel about 10% of the crop side, as in SimCLR (23 px at 224 px)."""
+    return 2 * round(0.05 * crop_size) + 1
