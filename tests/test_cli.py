@@ -101,3 +101,20 @@ def test_the_same_seed_gives_the_same_numbers(fmnist_dir: Path, tmp_path: Path) 
     other = train(load_recipe("fkt_joint", [*tiny_overrides(fmnist_dir, tmp_path),
                                             "data.label_fraction=0.3", "seed=6", "++name=run2"]))
     assert other["val"] != results[0]["val"]
+
+
+def test_the_torchvision_backend_trains_from_the_same_recipe(fmnist_dir: Path,
+                                                             tmp_path: Path) -> None:
+    overrides = [*tiny_overrides(fmnist_dir, tmp_path), "data.augmentation_backend=torchvision",
+                 "data.num_workers=0"]
+    with pytest.warns(UserWarning, match="torchvision with data.num_workers=0"):
+        results = train(load_recipe("simclr", overrides))
+    assert results["train_images"] > 0 and 0.0 <= results["test"]["acc1"] <= 1.0
+    saved = (tmp_path / results["name"] / "config.yaml").read_text()
+    assert "augmentation_backend: torchvision" in saved
+
+
+def test_sync_batchnorm_without_a_gpu_is_refused(fmnist_dir: Path, tmp_path: Path) -> None:
+    cfg = load_recipe("simclr", [*tiny_overrides(fmnist_dir, tmp_path), "sync_batchnorm=true"])
+    with pytest.raises(ConfigError, match="sync_batchnorm=true needs GPUs"):
+        train(cfg)

@@ -1,0 +1,73 @@
+"""fkt-bench: interleaved timing, and both commands' tables."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from fkt_plugin.benchmarks import timing
+from fkt_plugin.cli.bench import main
+
+
+def test_arms_alternate_and_warmup_rounds_are_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [0.0]
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: clock[0])
+    calls: list[str] = []
+    durations = {"a": iter([100.0, 1.0, 5.0, 2.0]), "b": iter([100.0, 3.0, 3.0, 4.0])}
+
+    def arm(name: str):
+        def call() -> None:
+            calls.append(name)
+            clock[0] += next(durations[name])
+        return call
+
+    medians = timing.interleaved_medians({"a": arm("a"), "b": arm("b")}, rounds=3, warmup=1)
+    assert calls == ["a", "b"] * 4
+    assert medians == {"a": 2.0, "b": 3.0}
+
+
+def _table(text: str) -> list[list[str]]:
+    rows = [line.strip("|").split("|") for line in text.splitlines()
+            if line.startswith("|") and not line.startswith("|---")]
+    return [[cell.strip() for cell in row] for row in rows[1:]]
+
+
+def _number(cell: str) -> float:
+    return float(re.sub(r"[,x]", "", cell))
+
+
+def test_bench_aug_writes_a_row_per_preset_and_size(tmp_path: Path) -> None:
+    out = tmp_path / "aug.md"
+    main(["aug", "--sizes", "16", "24", "--batch-size", "8", "--rounds", "1", "--workers", "3",
+          "--device", "cpu", "--out", str(out)])
+    text = out.read_text()
+    assert "Command: `fkt-bench aug --sizes 16 24" in text
+    rows = _table(text)
+    assert [(r[0], r[1]) for r in rows] == [("simclr", "16"), ("byol", "16"), ("simclr", "24"),
+                                            ("byol", "24")]
+    for _, _, kornia, torchvision, ratio, ideal, ideal_ratio in rows:
+        assert _number(ratio) == pytest.approx(_number(kornia) / _number(torchvision), rel=0.02)
+        assert _number(ideal) == pytest.approx(3 * _number(torchvision), rel=0.01)
+        assert _number(ideal_ratio) == pytest.approx(_number(ratio) / 3, rel=0.02)
+
+
+def test_bench_train_compares_with_the_plain_loop(tmp_path: Path) -> None:
+    out = tmp_path / "train.md"
+    main(["train", "--methods", "fkt_joint", "--backends", "kornia", "--size", "16",
+          "--batch-size", "16", "--steps", "2", "--warmup", "0", "--rounds", "1",
+          "--device", "cpu", "--out", str(out)])
+    (row,) = _table(out.read_text())
+    method, backend, ours, plain, ratio, steps = row
+    assert (method, backend) == ("fkt_joint", "kornia")
+    assert _number(ratio) == pytest.approx(_number(ours) / _number(plain), rel=0.05)
+    ours_ms, plain_ms = (float(ms) for ms in steps.split(" / "))
+    assert _number(ours) == pytest.approx(16_000 / ours_ms, rel=0.05)
+
+
+def test_bench_rejects_an_unknown_method(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--methods", "swav"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'swav'" in capsys.readouterr().err
