@@ -25,20 +25,19 @@ def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor,
         logits: ``(B, C)``; targets: ``(B,)`` with -1 for unlabelled rows; returns a scalar.
     """
     labelled = targets >= 0
-    rows, row_targets = logits[labelled], targets[labelled]
-    losses = F.cross_entropy(rows, row_targets, weight=weight, reduction="none")
-    row_weights = (weight[row_targets] if weight is not None
-                   else torch.ones_like(losses)).detach()
-    total = row_weights.sum()
+    # ignore_index instead of boolean indexing: no host-device synchronisation per step.
+    losses = F.cross_entropy(logits, targets, weight=weight, ignore_index=-1, reduction="none")
+    row_weights = labelled.to(logits.dtype)
+    if weight is not None:
+        row_weights = row_weights * weight[targets.clamp(min=0)]
+    total = row_weights.sum().detach()
     world_size = 1
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         world_size = dist.get_world_size()
-        total = total.clone()
         dist.all_reduce(total)
-    if total == 0:
-        # Keeps the graph, so that a batch without labels is still a valid step.
-        return logits.sum() * 0.0
-    return losses.sum() * world_size / total  # losses are weighted already
+    # Without any label the sum is 0 and the result 0, with the graph kept for a valid step.
+    return losses.sum() * world_size / total.clamp(min=1e-12)  # losses are weighted already
+
 
 class JointLossOutput(NamedTuple):
     """The weighted total and its two unweighted terms."""

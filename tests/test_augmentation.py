@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fkt_plugin.augmentation import DeviceAugmentation, EvalTransform, parse_pipelines
+from fkt_plugin.augmentation import (
+    DeviceAugmentation,
+    EvalTransform,
+    PerImageViews,
+    parse_pipelines,
+)
 from fkt_plugin.config import ConfigError
 
 STRONG = {"rrc": {"enabled": True, "crop_min_scale": 0.2}, "crop_size": 24, "num_crops": 2,
@@ -63,3 +68,13 @@ def test_a_pipeline_without_augmentations_is_the_normalised_image() -> None:
 def test_bad_pipelines_are_named(pipeline: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_pipelines([pipeline])
+
+
+def test_multi_crop_views_come_out_pipeline_by_pipeline_on_both_backends() -> None:
+    pipes = parse_pipelines([{**STRONG, "crop_size": 32, "num_crops": 2},
+                             {**STRONG, "crop_size": 16, "num_crops": 4}])
+    images = _images(3)
+    batched = DeviceAugmentation(pipes, [0.5] * 3, [0.25] * 3)(images)
+    per_image = PerImageViews(pipes, [0.5] * 3, [0.25] * 3)(images[0])
+    assert [v.shape[-1] for v in batched] == [v.shape[-1] for v in per_image] == [32] * 2 + [16] * 4
+    assert all(v.shape[:2] == (16, 3) for v in batched) and all(v.shape[0] == 3 for v in per_image)

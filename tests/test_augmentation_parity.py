@@ -3,6 +3,8 @@ formulas, grayscale weights, blur sigma, solarization, and whole views of a real
 
 Distributions are compared with the two-sample Kolmogorov-Smirnov statistic at the 0.1% level
 (seeded draws, so the outcome is fixed); each test also shows that a known-wrong variant fails.
+Colour jitter is our own batched module (:mod:`fkt_plugin.augmentation.colour_jitter`), the
+other operations are kornia's.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from fkt_plugin.augmentation import (
     build_view_transform,
     parse_pipelines,
 )
+from fkt_plugin.augmentation.colour_jitter import BatchColorJitter
 
 N = 4000
 STRONG = {"crop_size": 32, "rrc": {"crop_min_scale": 0.08},
@@ -105,10 +108,11 @@ def test_random_resized_crop_resamples_like_torchvision() -> None:
 @pytest.mark.parametrize("factor", ["brightness", "contrast", "saturation", "hue"])
 def test_colour_jitter_factors_are_drawn_as_torchvision_draws_them(factor: str) -> None:
     kornia_ops, torchvision_ops = ops(STRONG)
-    kornia_jitter = of_type(kornia_ops, K.ColorJitter)
+    jitter = of_type(kornia_ops, BatchColorJitter)
     torchvision_jitter = of_type(torchvision_ops, v2.ColorJitter)
     torch.manual_seed(2)
-    drawn = kornia_jitter._param_generator((N, 3, 8, 8))[f"{factor}_factor"]
+    params = jitter.draw(N, torch.device("cpu"))
+    drawn = params[factor]
     image = torch.zeros(3, 8, 8)
     reference = [float(torchvision_jitter.make_params([image])[f"{factor}_factor"])
                  for _ in range(N)]
@@ -116,7 +120,9 @@ def test_colour_jitter_factors_are_drawn_as_torchvision_draws_them(factor: str) 
     span = {"brightness": 0.4, "contrast": 0.4, "saturation": 0.2, "hue": 0.1}[factor]
     centre = 0.0 if factor == "hue" else 1.0
     assert centre - span <= float(drawn.min()) and float(drawn.max()) <= centre + span
-    assert differ(drawn, np.asarray(reference) * 1.1 - 0.1 * centre)  # a 10% wider range fails
+    assert differ(drawn, np.asarray(reference) * 1.2 - 0.2 * centre)  # a 20% wider range fails
+    assert float(params["apply"].float().mean()) == pytest.approx(0.8, abs=0.02)
+    assert sorted(params["order"].tolist()) == [0, 1, 2, 3]
 
 
 ADJUST = {"brightness": TF.adjust_brightness, "contrast": TF.adjust_contrast,
@@ -125,20 +131,37 @@ ADJUST = {"brightness": TF.adjust_brightness, "contrast": TF.adjust_contrast,
 
 @pytest.mark.parametrize("factor", list(ADJUST))
 def test_colour_jitter_applies_torchvision_formulas(factor: str) -> None:
-    images = smooth_images(16)
-    span = 0.4 if factor != "hue" else 0.3
-    errors = {}
-    for cls in (K.ColorJitter, K.ColorJiggle):
-        jitter = cls(**{factor: span}, p=1.0)
-        torch.manual_seed(4)
-        out = jitter(images)
-        drawn = jitter._params[f"{factor}_factor"]
-        expected = torch.stack([ADJUST[factor](image, float(f))
-                                for image, f in zip(images, drawn, strict=True)])
-        errors[cls] = float((out - expected).abs().max())
-    assert errors[K.ColorJitter] < 1e-4
-    if factor != "hue":  # ColorJiggle's brightness is additive, its other formulas differ too
-        assert errors[K.ColorJiggle] > 1e-2
+    images = torch.cat([smooth_images(16), torch.rand(16, 3, 32, 32)])
+    images[0, :, :4, :4] = 0.5  # grey pixels: no hue
+    images[1, 1, :4, :4] = images[1, 0, :4, :4]  # two largest channels tie
+    span = 0.4 if factor != "hue" else 0.5
+    jitter = BatchColorJitter(**{factor: span}, p=1.0)
+    torch.manual_seed(4)
+    params = jitter.draw(len(images), images.device)
+    out = jitter.apply(images, params)
+    expected = torch.stack([ADJUST[factor](image, float(f))
+                            for image, f in zip(images, params[factor], strict=True)])
+    assert float((out - expected).abs().max()) < 1e-4
+    if factor != "hue":  # kornia's ColorJiggle (additive brightness, ...) fails the same check
+        jiggle = K.ColorJiggle(**{factor: span}, p=1.0)
+        jiggled = jiggle(images)
+        expected = torch.stack([ADJUST[factor](image, float(f)) for image, f in
+                                zip(images, jiggle._params[f"{factor}_factor"], strict=True)])
+        assert float((jiggled - expected).abs().max()) > 1e-2
+
+
+def test_colour_jitter_leaves_unselected_images_and_grey_hue_alone() -> None:
+    images = smooth_images(64)
+    jitter = BatchColorJitter(0.4, 0.4, 0.4, 0.1, p=0.5)
+    torch.manual_seed(8)
+    params = jitter.draw(len(images), images.device)
+    out = jitter.apply(images, params)
+    kept = ~params["apply"]
+    assert 0 < int(kept.sum()) < 64 and torch.equal(out[kept], images[kept])
+    assert not torch.allclose(out[~kept], images[~kept])
+    grey = images[:, :1]
+    hue_only = BatchColorJitter(hue=0.5, saturation=0.9, p=1.0)
+    assert torch.equal(hue_only(grey), grey)
 
 
 def test_grayscale_uses_torchvision_weights() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
+import torch
 
 from fkt_plugin.config import ConfigError
 from fkt_plugin.runner import run_dir_of, train
@@ -118,3 +119,17 @@ def test_sync_batchnorm_without_a_gpu_is_refused(fmnist_dir: Path, tmp_path: Pat
     cfg = load_recipe("simclr", [*tiny_overrides(fmnist_dir, tmp_path), "sync_batchnorm=true"])
     with pytest.raises(ConfigError, match="sync_batchnorm=true needs GPUs"):
         train(cfg)
+
+
+def test_bf16_mixed_precision_runs_the_backbone_in_bfloat16(fmnist_dir: Path,
+                                                           tmp_path: Path) -> None:
+    dtypes: list[torch.dtype] = []
+
+    class RecordDtype(pl.Callback):
+        def on_fit_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+            module.backbone.register_forward_hook(lambda m, i, out: dtypes.append(out.dtype))
+
+    cfg = load_recipe("fkt_joint", [*tiny_overrides(fmnist_dir, tmp_path), "precision=bf16-mixed"])
+    results = train(cfg, callbacks=[RecordDtype()])
+    assert dtypes and set(dtypes) == {torch.bfloat16}
+    assert 0.0 <= results["test"]["acc1"] <= 1.0

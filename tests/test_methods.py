@@ -151,3 +151,18 @@ def test_non_finite_loss_stops_with_advice(make_cfg) -> None:
     views[0][0, 0, 0, 0] = float("nan")
     with pytest.raises(FloatingPointError, match="loss is nan .* Lower optimizer.lr"):
         model.training_step((None, views, targets), 0)
+
+
+def test_a_supervised_view_of_another_crop_size_gets_its_own_backbone_pass(make_cfg) -> None:
+    model = METHODS["fkt_joint"](make_cfg("fkt_joint"))
+    model.eval()  # BatchNorm on running statistics: each pass then equals the reference pass
+    _, views, targets = batch()
+    views[0], views[1] = views[0][..., 2:26, 2:26], views[1][..., :24, :24]  # 24 px strong crops
+    loss = model.training_step((None, views, targets), 0)
+    with torch.no_grad():
+        z0, z1 = model.projector(model.backbone(torch.cat(views[:2]))).chunk(2)
+        labelled = targets >= 0
+        ce = F.cross_entropy(model.classifier(model.backbone(views[2]))[labelled],
+                             targets[labelled])
+        expected = nt_xent(z0, z1, model.cfg.method_kwargs.temperature) + ce
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)

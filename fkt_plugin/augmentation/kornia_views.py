@@ -14,6 +14,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from fkt_plugin.augmentation.colour_jitter import BatchColorJitter
 from fkt_plugin.augmentation.schema import blur_kernel_size
 
 
@@ -30,7 +31,8 @@ class Normalize(nn.Module):
 
 
 def build_view_transform(pipe: DictConfig, num_channels: int) -> nn.Sequential:
-    """The kornia ops of one pipeline, in SimCLR's order, on floats in [0, 1].
+    """The batched ops of one pipeline (kornia's, and our colour jitter), in SimCLR's order, on
+    floats in [0, 1].
 
     Grey images (``num_channels == 1``) skip saturation, hue and grayscale, which leave a grey
     image unchanged in torchvision as well.
@@ -49,11 +51,10 @@ def build_view_transform(pipe: DictConfig, num_channels: int) -> nn.Sequential:
         ops.append(K.RandomHorizontalFlip(p=pipe.horizontal_flip.prob))
     jitter = pipe.color_jitter
     if jitter.prob > 0:
-        colour = num_channels == 3
-        # kornia's ColorJitter uses torchvision's formulas; ColorJiggle's brightness is additive.
-        ops.append(K.ColorJitter(jitter.brightness, jitter.contrast,
-                                 jitter.saturation if colour else 0.0,
-                                 jitter.hue if colour else 0.0, p=jitter.prob))
+        # torchvision's formulas (not kornia's ColorJiggle, whose brightness is additive), with
+        # a closed-form hue shift; grey images skip saturation and hue.
+        ops.append(BatchColorJitter(jitter.brightness, jitter.contrast, jitter.saturation,
+                                    jitter.hue, p=jitter.prob))
     if pipe.grayscale.prob > 0 and num_channels == 3:
         ops.append(K.RandomGrayscale(p=pipe.grayscale.prob))
     if pipe.gaussian_blur.prob > 0:

@@ -164,6 +164,23 @@ class BaseMethod(pl.LightningModule):
         feats = self.backbone(x.contiguous(memory_format=self.memory_format))
         return {"feats": feats, "logits": self.classifier(feats)}
 
+    def encode_views(self, views: list[torch.Tensor],
+                     used: list[int]) -> dict[int, torch.Tensor]:
+        """Backbone features of the views ``used``, one pass per crop size.
+
+        Views of one size go through the backbone together: fewer, larger kernels, and
+        BatchNorm statistics shared across views as in SimCLR. Multi-crop views of another size
+        get their own pass.
+        """
+        by_size: dict[tuple[int, ...], list[int]] = {}
+        for i in used:
+            by_size.setdefault(tuple(views[i].shape[-2:]), []).append(i)
+        feats: dict[int, torch.Tensor] = {}
+        for indices in by_size.values():
+            x = torch.cat([views[i] for i in indices]).contiguous(memory_format=self.memory_format)
+            feats |= dict(zip(indices, self.backbone(x).chunk(len(indices)), strict=True))
+        return feats
+
     def ssl_loss(self, feats: list[torch.Tensor], views: list[torch.Tensor],
                  targets: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The method's self-supervised loss and the values to log under their solo-learn keys.
@@ -181,11 +198,8 @@ class BaseMethod(pl.LightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         _, views, targets = batch
-        used = sorted(set(range(self.ssl_views)) | {self.supervised_view})
-        # One backbone pass over all used views: fewer, larger kernels, and BatchNorm statistics
-        # shared across views as in SimCLR.
-        x = torch.cat([views[i] for i in used]).contiguous(memory_format=self.memory_format)
-        feats = dict(zip(used, self.backbone(x).chunk(len(used)), strict=True))
+        feats = self.encode_views(views, sorted(set(range(self.ssl_views))
+                                                | {self.supervised_view}))
         sup_feats = feats[self.supervised_view]
         logits = self.classifier(sup_feats if self.supervised_grad else sup_feats.detach())
         labelled = targets >= 0
