@@ -78,3 +78,20 @@ def test_multi_crop_views_come_out_pipeline_by_pipeline_on_both_backends() -> No
     per_image = PerImageViews(pipes, [0.5] * 3, [0.25] * 3)(images[0])
     assert [v.shape[-1] for v in batched] == [v.shape[-1] for v in per_image] == [32] * 2 + [16] * 4
     assert all(v.shape[:2] == (16, 3) for v in batched) and all(v.shape[0] == 3 for v in per_image)
+
+
+def test_cpu_chunks_keep_the_images_in_order() -> None:
+    images = _images(3)
+    plain = parse_pipelines([{"rrc": {"enabled": False}, "crop_size": 32},
+                             {"rrc": {"enabled": False}, "crop_size": 16}])
+    whole = DeviceAugmentation(plain, [0.5] * 3, [0.25] * 3)(images)
+    chunked = DeviceAugmentation(plain, [0.5] * 3, [0.25] * 3, cpu_chunk_pixels=3 * 32 * 32)(
+        images)  # chunks of 3 images, the last one of 1
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(whole, chunked, strict=True))
+    strong = DeviceAugmentation(parse_pipelines([STRONG]), [0.5] * 3, [0.25] * 3,
+                                cpu_chunk_pixels=3 * 32 * 32)
+    torch.manual_seed(3)
+    first = strong(images)
+    torch.manual_seed(3)
+    assert all(torch.equal(a, b) for a, b in zip(first, strong(images), strict=True))
+    assert [tuple(v.shape) for v in first] == [(16, 3, 24, 24)] * 2

@@ -77,6 +77,10 @@ class DeviceAugmentation(nn.Module):
         pipelines: Parsed pipelines (:func:`parse_pipelines`).
         mean: Per-channel mean in [0, 1].
         std: Per-channel standard deviation in [0, 1].
+        cpu_chunk_pixels: On a CPU, batches are augmented in chunks of about this many pixels
+            per channel, so that each op's temporaries stay in cache (at 224 px, chunks of 20
+            images ran 2.5x faster than the whole batch of 256 on 2 cores). GPUs take whole
+            batches.
 
     Shapes:
         input: ``(B, C, H, W)`` uint8.
@@ -84,23 +88,33 @@ class DeviceAugmentation(nn.Module):
     """
 
     def __init__(self, pipelines: Sequence[DictConfig], mean: Sequence[float],
-                 std: Sequence[float]) -> None:
+                 std: Sequence[float], cpu_chunk_pixels: int = 2**20) -> None:
         super().__init__()
         channels = len(mean)
         self.transforms = nn.ModuleList(build_view_transform(p, channels) for p in pipelines)
         self.num_crops = [int(p.num_crops) for p in pipelines]
         self.normalize = Normalize(mean, std)
+        self.cpu_chunk_pixels = cpu_chunk_pixels
 
     @property
     def num_views(self) -> int:
         return sum(self.num_crops)
 
-    @torch.no_grad()
-    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+    def _views(self, images: torch.Tensor) -> list[torch.Tensor]:
         x = images.float().div_(255)
         return [self.normalize(transform(x))
                 for transform, crops in zip(self.transforms, self.num_crops, strict=True)
                 for _ in range(crops)]
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        if images.device.type != "cpu":
+            return self._views(images)
+        per_chunk = max(1, self.cpu_chunk_pixels // (images.shape[-2] * images.shape[-1]))
+        if per_chunk >= len(images):
+            return self._views(images)
+        chunks = [self._views(part) for part in images.split(per_chunk)]
+        return [torch.cat(parts) for parts in zip(*chunks, strict=True)]
 
 
 class EvalTransform(nn.Module):
