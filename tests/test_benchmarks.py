@@ -16,6 +16,7 @@ def test_arms_alternate_and_warmup_rounds_are_left_out(monkeypatch: pytest.Monke
     monkeypatch.setattr(timing.time, "perf_counter", lambda: clock[0])
     calls: list[str] = []
     durations = {"a": iter([100.0, 1.0, 5.0, 2.0]), "b": iter([100.0, 3.0, 3.0, 4.0])}
+    # Rounds alternate the order: a b | b a | a b | b a.
 
     def arm(name: str):
         def call() -> None:
@@ -24,7 +25,7 @@ def test_arms_alternate_and_warmup_rounds_are_left_out(monkeypatch: pytest.Monke
         return call
 
     medians = timing.interleaved_medians({"a": arm("a"), "b": arm("b")}, rounds=3, warmup=1)
-    assert calls == ["a", "b"] * 4
+    assert calls == ["a", "b", "b", "a"] * 2
     assert medians == {"a": 2.0, "b": 3.0}
 
 

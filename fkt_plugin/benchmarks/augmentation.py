@@ -101,7 +101,8 @@ def run(sizes: Sequence[int], batch_size: int, rounds: int, device_name: str,
     notes = [
         f"Batch {batch_size}, two views per image (SimCLR: symmetric; BYOL: blur 1.0/0.1, "
         "solarization 0/0.2), crops at the image size; medians of "
-        f"{rounds} interleaved rounds after one warm-up round.",
+        f"{rounds} interleaved rounds (order reversed every other round) after one warm-up "
+        "round.",
         "torchvision, 1 process: one image at a time with one thread, the work of one "
         "DataLoader worker. The ideal column multiplies it by the worker count, an upper bound "
         "that ignores inter-process transfer and contention with training.",

@@ -18,7 +18,8 @@ def interleaved_medians(arms: Mapping[str, Callable[[], None]], rounds: int, war
     """Median seconds of each arm's call, the arms run in turn within every round.
 
     Interleaving spreads the noise of a shared machine (other jobs, clock changes) over all arms
-    alike, so their ratio holds even when absolute times drift.
+    alike, so their ratio holds even when absolute times drift; every other round runs the arms
+    in reverse order, so that going first or last favours no arm.
 
     Args:
         arms: Name → a call doing one unit of work.
@@ -29,7 +30,7 @@ def interleaved_medians(arms: Mapping[str, Callable[[], None]], rounds: int, war
     """
     times: dict[str, list[float]] = {name: [] for name in arms}
     for r in tqdm(range(warmup + rounds), desc=desc, leave=False):
-        for name, call in arms.items():
+        for name, call in alternate(list(arms.items()), r):
             synchronize()
             start = time.perf_counter()
             call()
@@ -37,6 +38,11 @@ def interleaved_medians(arms: Mapping[str, Callable[[], None]], rounds: int, war
             if r >= warmup:
                 times[name].append(time.perf_counter() - start)
     return {name: statistics.median(values) for name, values in times.items()}
+
+
+def alternate(items: list, round_index: int) -> list:
+    """``items`` in order in even rounds, reversed in odd ones."""
+    return items if round_index % 2 == 0 else items[::-1]
 
 
 def machine_line(device: torch.device) -> str:

@@ -5,6 +5,7 @@ does the same computation, with each augmentation backend."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import statistics
 import time
@@ -25,7 +26,7 @@ from tqdm import tqdm
 from fkt_plugin.augmentation import DeviceAugmentation, PerImageViews, parse_pipelines
 from fkt_plugin.backbones import build_backbone
 from fkt_plugin.benchmarks.augmentation import RECIPES, synthetic_images
-from fkt_plugin.benchmarks.timing import machine_line, markdown_table, write_report
+from fkt_plugin.benchmarks.timing import alternate, machine_line, markdown_table, write_report
 from fkt_plugin.config import compose_recipe, validate_run_cfg
 from fkt_plugin.data import FKTDataModule, ImageDataset, ImageSplit
 from fkt_plugin.methods import METHODS
@@ -182,11 +183,13 @@ def run(methods: Sequence[str], backends: Sequence[str], backbone: str, size: in
     device = torch.device(device_name)
     accelerator = "gpu" if device.type == "cuda" else "cpu"
     workers = workers or os.cpu_count() or 1
+    # Lightning's per-fit banners (accelerator, tips) would bury the progress bar.
+    logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
     dataset = synthetic_dataset(batch_size * (warmup + steps + 2) * 2, size)
     arms = [(m, b, kind) for m in methods for b in backends for kind in ("fkt-plugin", "plain")]
     times: dict[tuple[str, str, str], list[float]] = {arm: [] for arm in arms}
-    for _ in tqdm(range(rounds), desc="rounds"):
-        for method, backend, kind in arms:
+    for r in tqdm(range(rounds), desc="rounds"):
+        for method, backend, kind in alternate(arms, r):
             cfg = bench_cfg(method, backend, backbone, batch_size, workers, precision,
                             accelerator)
             times[(method, backend, kind)] += (ours if kind == "fkt-plugin" else plain)(
@@ -204,8 +207,9 @@ def run(methods: Sequence[str], backends: Sequence[str], backbone: str, size: in
     notes = [
         f"{backbone}, {size} px synthetic images, batch {batch_size}, {precision}; simclr makes "
         "2 views per image, fkt_joint 3 (two strong, one weak for the classifier). Medians of "
-        f"{rounds * steps} steps per arm: {rounds} interleaved rounds of {steps} timed steps "
-        f"after {warmup} warm-up steps; torchvision uses {workers} loader workers.",
+        f"{rounds * steps} steps per arm: {rounds} interleaved rounds (arm order reversed every "
+        f"other round) of {steps} timed steps after {warmup} warm-up steps; torchvision uses "
+        f"{workers} loader workers.",
         "A step is the time between consecutive batch starts: loading, views, forward, "
         "backward and optimiser step. The plain loop builds the same backbone, lightly heads "
         "and losses and SGD by hand, without Lightning or the method classes.",
