@@ -24,6 +24,10 @@ Overrides use hydra's syntax, for example:
   data.label_fraction=0.1   keep labels for 10% of each class (the rest get target -1)
   max_epochs=20 optimizer.lr=0.1 backbone.name=resnet18 +backbone.kwargs.small_stem=true
   name=my-run checkpoint.dir=trained_models
+  data.augmentation_backend=torchvision data.num_workers=8
+                            views per image in loader workers instead of kornia on the device
+  precision=bf16-mixed performance.compile=true
+  devices=4 strategy=ddp sync_batchnorm=true   several GPUs (README: multi-GPU, SLURM)
 
 Outputs go to <checkpoint.dir>/<name>/: config.yaml, metrics.csv, checkpoints/{{last,best}}.ckpt,
 results.json. Rerunning the same command resumes an interrupted run from last.ckpt.
