@@ -25,6 +25,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.utilities import rank_zero_only
 
 from fkt_plugin.checkpoints import load_backbone_weights
 from fkt_plugin.config import RUN_DEFAULTS, ConfigError, validate_run_cfg
@@ -121,7 +122,11 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     model: BaseMethod = METHODS[cfg.method](cfg)
     run_dir = run_dir_of(cfg)
-    claim_run_dir(run_dir, cfg)
+    # Under DDP every process runs this function; the files of the run are rank 0's to write
+    # (the rank is known from the launcher's environment before the Trainer exists).
+    writer = rank_zero_only.rank == 0
+    if writer:
+        claim_run_dir(run_dir, cfg)
     ckpt_dir = run_dir / "checkpoints"
     checkpointing: list[Callback] = []
     if cfg.checkpoint.enabled:
@@ -133,7 +138,7 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
     resume = str(last) if cfg.auto_resume.enabled and last.exists() else None
     # Lightning's CSV logger starts metrics.csv afresh; keep the epochs before a resumption.
     metrics_csv, earlier_csv = run_dir / "metrics.csv", run_dir / "metrics.before-resume.csv"
-    if resume and metrics_csv.exists():
+    if writer and resume and metrics_csv.exists():
         if earlier_csv.exists():
             _append_csv(earlier_csv, metrics_csv)
             metrics_csv.unlink()
@@ -162,7 +167,7 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Experiment logs directory")
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume)
-    if earlier_csv.exists() and metrics_csv.exists():
+    if trainer.is_global_zero and earlier_csv.exists() and metrics_csv.exists():
         _append_csv(earlier_csv, metrics_csv)
         earlier_csv.replace(metrics_csv)
     selected = "best" if cfg.checkpoint.enabled else None
@@ -181,7 +186,8 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
         "test": model.test_metrics,
         "test_confusion_matrix": model.test_confusion,
     }
-    plot_confusion_matrix(model.test_confusion, dataset.class_names,
-                          run_dir / "confusion_matrix.png", title=f"{cfg.name} (test)")
-    (run_dir / "results.json").write_text(json.dumps(results, indent=2))
+    if trainer.is_global_zero:  # under DDP every process has the same results; one writes them
+        plot_confusion_matrix(model.test_confusion, dataset.class_names,
+                              run_dir / "confusion_matrix.png", title=f"{cfg.name} (test)")
+        (run_dir / "results.json").write_text(json.dumps(results, indent=2))
     return results
