@@ -132,6 +132,9 @@ def require_in_range(
 
 SMALL_IMAGE_DATASETS = ("cifar10", "cifar100", "fashion_mnist")
 
+# The training recipes of a source checkout: recipes/pretrain/<dataset>/<method>.yaml.
+PRETRAIN_RECIPES = Path(__file__).resolve().parents[1] / "recipes" / "pretrain"
+
 # solo-learn's LARS keywords → lightly's LARS (None: lightly's LARS has no such option).
 _SOLO_LARS_KWARGS = {"eta": "trust_coefficient", "clip_lr": None, "exclude_bias_n_norm": None}
 
@@ -166,7 +169,7 @@ def validate_run_cfg(cfg: DictConfig) -> DictConfig:
         ConfigError: A value is missing or out of range; the message says which and how to fix it.
         UnknownNameError: The method, backbone or dataset name is not registered.
     """
-    from fkt_plugin.augmentation import BACKENDS, parse_pipelines
+    from fkt_plugin.augmentation import parse_pipelines, require_backend
     from fkt_plugin.backbones import BACKBONES
     from fkt_plugin.data import DATASETS
     from fkt_plugin.methods import METHODS
@@ -193,9 +196,7 @@ def validate_run_cfg(cfg: DictConfig) -> DictConfig:
     if cfg.data.image_size is not None and not (isinstance(cfg.data.image_size, int)
                                                 and cfg.data.image_size > 0):
         raise ConfigError(f"data.image_size={cfg.data.image_size!r} must be an int > 0")
-    if cfg.data.augmentation_backend not in BACKENDS:
-        raise ConfigError(f"data.augmentation_backend={cfg.data.augmentation_backend!r} is "
-                          f"unknown; use one of {', '.join(BACKENDS)}")
+    require_backend(cfg.data.augmentation_backend)
     if cfg.data.labelled_share is not None:
         require_in_range(cfg.data.labelled_share, "data.labelled_share", 0.0, 1.0, low_open=True)
     if cfg.optimizer.name not in OPTIMIZERS:

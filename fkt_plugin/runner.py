@@ -95,6 +95,9 @@ def _append_csv(earlier: Path, later: Path) -> None:
 def prepare(cfg: DictConfig) -> tuple[DictConfig, ImageDataset, FKTDataModule]:
     """Validates cfg, loads the dataset, fills ``data.num_classes/num_channels``, builds splits."""
     cfg = validate_run_cfg(cfg)
+    if cfg.sync_batchnorm and not torch.cuda.is_available():
+        raise ConfigError("sync_batchnorm=true needs GPUs (torch's SyncBatchNorm has no CPU "
+                          "kernel); set sync_batchnorm=false")
     dataset = load_dataset(cfg.data.dataset, **{k: cfg.data[k] for k in LOADER_KEYS})
     method_cls = METHODS[cfg.method]
     datamodule = FKTDataModule.from_cfg(cfg, dataset, labelled_only=not method_cls.uses_unlabelled)
@@ -147,9 +150,6 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Experiment logs directory")
         logger = CSVLogger(run_dir, name="", version="")
-    if cfg.sync_batchnorm and not torch.cuda.is_available():
-        raise ConfigError("sync_batchnorm=true needs GPUs (torch's SyncBatchNorm has no CPU "
-                          "kernel); set sync_batchnorm=false")
     trainer = pl.Trainer(
         max_epochs=cfg.max_epochs, accelerator=cfg.accelerator, devices=cfg.devices,
         num_nodes=cfg.num_nodes, strategy=cfg.strategy, sync_batchnorm=cfg.sync_batchnorm,
@@ -167,7 +167,7 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Experiment logs directory")
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume)
-    if trainer.is_global_zero and earlier_csv.exists() and metrics_csv.exists():
+    if writer and earlier_csv.exists() and metrics_csv.exists():
         _append_csv(earlier_csv, metrics_csv)
         earlier_csv.replace(metrics_csv)
     selected = "best" if cfg.checkpoint.enabled else None
@@ -186,7 +186,7 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
         "test": model.test_metrics,
         "test_confusion_matrix": model.test_confusion,
     }
-    if trainer.is_global_zero:  # under DDP every process has the same results; one writes them
+    if writer:  # under DDP every process has the same results; one writes them
         plot_confusion_matrix(model.test_confusion, dataset.class_names,
                               run_dir / "confusion_matrix.png", title=f"{cfg.name} (test)")
         (run_dir / "results.json").write_text(json.dumps(results, indent=2))

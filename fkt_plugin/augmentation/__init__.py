@@ -6,9 +6,14 @@ from fkt_plugin.augmentation.kornia_views import (
     EvalTransform,
     build_view_transform,
 )
-from fkt_plugin.augmentation.schema import BACKENDS, PIPELINE_DEFAULTS, parse_pipelines
+from fkt_plugin.augmentation.schema import (
+    BACKENDS,
+    PIPELINE_DEFAULTS,
+    parse_pipelines,
+    require_backend,
+)
 from fkt_plugin.augmentation.torchvision_views import PerImageViews, build_torchvision_transform
 
 __all__ = ["BACKENDS", "PIPELINE_DEFAULTS", "DeviceAugmentation", "EvalTransform",
            "PerImageViews", "build_torchvision_transform", "build_view_transform",
-           "parse_pipelines"]
+           "parse_pipelines", "require_backend"]

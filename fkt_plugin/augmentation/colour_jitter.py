@@ -98,7 +98,8 @@ class BatchColorJitter(nn.Module):
         params = {"apply": torch.rand(batch_size, device=device) < self.p}
         for step, (low, high) in self.ranges.items():
             params[step] = low + (high - low) * torch.rand(batch_size, device=device)
-        params["order"] = torch.randperm(4, device=device)
+        # On the host, where the loop over steps reads it: no device sync per batch.
+        params["order"] = torch.randperm(4)
         return params
 
     def apply(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -19,6 +19,13 @@ from fkt_plugin.config import ConfigError, fill_defaults, require_in_range, unkn
 # kornia: batches on the training device; torchvision: per image in DataLoader workers.
 BACKENDS = ("kornia", "torchvision")
 
+
+def require_backend(name: str) -> None:
+    """Raises :class:`ConfigError` naming the known backends unless ``name`` is one."""
+    if name not in BACKENDS:
+        raise ConfigError(f"data.augmentation_backend={name!r} is unknown; use one of "
+                          f"{', '.join(BACKENDS)}")
+
 PIPELINE_DEFAULTS: dict[str, Any] = {
     "rrc": {"enabled": True, "crop_min_scale": 0.08, "crop_max_scale": 1.0},
     "color_jitter": {"prob": 0.0, "brightness": 0.0, "contrast": 0.0, "saturation": 0.0,

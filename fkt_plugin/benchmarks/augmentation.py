@@ -17,9 +17,8 @@ from fkt_plugin.benchmarks.timing import (
     markdown_table,
     write_report,
 )
-from fkt_plugin.config import ConfigError
+from fkt_plugin.config import PRETRAIN_RECIPES, ConfigError
 
-RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "pretrain"
 # SimCLR's symmetric views and BYOL's asymmetric ones (blur 1.0/0.1, solarization 0/0.2), from
 # the STL-10 recipes, whose pipelines carry every operation.
 PRESETS = {"simclr": "stl10/augmentations/symmetric.yaml",
@@ -29,7 +28,7 @@ MEAN, STD = (0.45, 0.45, 0.45), (0.25, 0.25, 0.25)
 
 def preset_pipelines(preset: str, size: int) -> list:
     """A preset's pipelines with every crop at ``size`` px."""
-    path = RECIPES / PRESETS[preset]
+    path = PRETRAIN_RECIPES / PRESETS[preset]
     if not path.exists():
         raise ConfigError(f"{path} is missing: fkt-bench reads the recipes of a source checkout")
     pipelines = OmegaConf.load(path)

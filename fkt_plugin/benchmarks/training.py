@@ -25,14 +25,11 @@ from tqdm import tqdm
 
 from fkt_plugin.augmentation import DeviceAugmentation, PerImageViews, parse_pipelines
 from fkt_plugin.backbones import build_backbone
-from fkt_plugin.benchmarks.augmentation import RECIPES, synthetic_images
+from fkt_plugin.benchmarks.augmentation import MEAN, STD, synthetic_images
 from fkt_plugin.benchmarks.timing import alternate, machine_line, markdown_table, write_report
-from fkt_plugin.config import compose_recipe, validate_run_cfg
+from fkt_plugin.config import PRETRAIN_RECIPES, compose_recipe, validate_run_cfg
 from fkt_plugin.data import FKTDataModule, ImageDataset, ImageSplit
 from fkt_plugin.methods import METHODS
-
-METHOD_NAMES = ("simclr", "fkt_joint")
-MEAN, STD = (0.45, 0.45, 0.45), (0.25, 0.25, 0.25)
 
 
 def bench_cfg(method: str, backend: str, backbone: str, batch_size: int, workers: int,
@@ -46,7 +43,8 @@ def bench_cfg(method: str, backend: str, backbone: str, batch_size: int, workers
                  "knn_eval.enabled=false", "scheduler.warmup_epochs=0"]
     if backbone != "resnet18":
         overrides.append("~backbone.kwargs")
-    cfg = validate_run_cfg(compose_recipe(RECIPES / "cifar10" / f"{method}.yaml", overrides))
+    recipe = PRETRAIN_RECIPES / "cifar10" / f"{method}.yaml"
+    cfg = validate_run_cfg(compose_recipe(recipe, overrides))
     with open_dict(cfg):
         cfg.data.num_classes, cfg.data.num_channels = 10, 3
     return cfg
@@ -186,12 +184,13 @@ def run(methods: Sequence[str], backends: Sequence[str], backbone: str, size: in
     # Lightning's per-fit banners (accelerator, tips) would bury the progress bar.
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
     dataset = synthetic_dataset(batch_size * (warmup + steps + 2) * 2, size)
+    cfgs = {(m, b): bench_cfg(m, b, backbone, batch_size, workers, precision, accelerator)
+            for m in methods for b in backends}
     arms = [(m, b, kind) for m in methods for b in backends for kind in ("fkt-plugin", "plain")]
     times: dict[tuple[str, str, str], list[float]] = {arm: [] for arm in arms}
     for r in tqdm(range(rounds), desc="rounds"):
         for method, backend, kind in alternate(arms, r):
-            cfg = bench_cfg(method, backend, backbone, batch_size, workers, precision,
-                            accelerator)
+            cfg = cfgs[(method, backend)]
             times[(method, backend, kind)] += (ours if kind == "fkt-plugin" else plain)(
                 cfg, dataset, steps, warmup)
     rows = []

@@ -6,8 +6,7 @@ import argparse
 from pathlib import Path
 
 from fkt_plugin.cli.errors import user_errors_exit
-
-RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "pretrain"
+from fkt_plugin.config import PRETRAIN_RECIPES
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -65,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.grid:
             print(f"wrote {sample_grid(dataset, args.grid)}")
         if args.views:
-            recipe = args.recipe or RECIPES / args.dataset / "simclr.yaml"
+            recipe = args.recipe or PRETRAIN_RECIPES / args.dataset / "simclr.yaml"
             if not recipe.is_file():
                 raise FileNotFoundError(f"recipe {recipe} does not exist; pass --recipe")
             pipelines = compose_recipe(recipe).get("augmentations")

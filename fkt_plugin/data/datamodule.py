@@ -17,13 +17,12 @@ from omegaconf import DictConfig
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
 
 from fkt_plugin.augmentation import (
-    BACKENDS,
     DeviceAugmentation,
     EvalTransform,
     PerImageViews,
     parse_pipelines,
+    require_backend,
 )
-from fkt_plugin.config import ConfigError
 from fkt_plugin.data.dataset import ImageDataset, ImageSplit
 from fkt_plugin.data.samplers import TrainBatchSampler
 from fkt_plugin.data.splits import complement, hide_labels, stratified_pick
@@ -99,9 +98,7 @@ class FKTDataModule(pl.LightningDataModule):
                  labelled_share: float | None = None, backend: str = "kornia", seed: int = 0,
                  pin_memory: bool | None = None, persistent_workers: bool = True) -> None:
         super().__init__()
-        if backend not in BACKENDS:
-            raise ConfigError(f"data.augmentation_backend={backend!r} is unknown; use one of "
-                              f"{', '.join(BACKENDS)}")
+        require_backend(backend)
         if backend == "torchvision" and num_workers == 0:
             warnings.warn("data.augmentation_backend=torchvision with data.num_workers=0 "
                           "augments every image in the training process; set data.num_workers "

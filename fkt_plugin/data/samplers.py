@@ -54,6 +54,10 @@ class TrainBatchSampler(Sampler[list[int]]):
         self.batch_size = batch_size
         self.per_batch = 0 if labelled_share is None else max(1, round(labelled_share
                                                                         * batch_size))
+        self.from_pool = batch_size - self.per_batch
+        # Pool images a global batch advances by; a batch made only of labelled images still
+        # advances by its size, so that an epoch keeps its length.
+        self.step = (self.from_pool or batch_size) * world_size
         self.drop_last = drop_last
         self.seed = seed
         self.epoch = 0
@@ -64,14 +68,8 @@ class TrainBatchSampler(Sampler[list[int]]):
         """Reshuffles for ``epoch`` (Lightning calls it at the start of every epoch)."""
         self.epoch = epoch
 
-    @property
-    def _pool_per_batch(self) -> int:
-        # A batch made only of labelled images still advances through the pool by its size.
-        return self.batch_size - self.per_batch or self.batch_size
-
     def __len__(self) -> int:
-        step = self._pool_per_batch * self.world_size
-        return self.size // step if self.drop_last else -(-self.size // step)
+        return self.size // self.step if self.drop_last else -(-self.size // self.step)
 
     def _labelled_cycle(self, generator: torch.Generator) -> Iterator[int]:
         while True:
@@ -82,13 +80,11 @@ class TrainBatchSampler(Sampler[list[int]]):
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         pool = torch.randperm(self.size, generator=generator).tolist()
         labelled = self._labelled_cycle(generator)
-        rest = self._pool_per_batch if self.per_batch < self.batch_size else 0
-        step = self._pool_per_batch * self.world_size
         for b in range(len(self)):
             # Every process walks the same global batch and keeps its own slice of each part.
             shared = [next(labelled) for _ in range(self.per_batch * self.world_size)]
             mine = shared[self.rank * self.per_batch:(self.rank + 1) * self.per_batch]
-            if rest:
+            if self.from_pool:
                 # Strided, so that a short last batch still gives every process an image.
-                mine += pool[b * step:(b + 1) * step][self.rank::self.world_size]
+                mine += pool[b * self.step:(b + 1) * self.step][self.rank::self.world_size]
             yield mine
