@@ -23,6 +23,7 @@ demo: data
 test: install
 	-$(VENV)/bin/fkt-data obtain-fashion-mnist
 	$(VENV)/bin/ruff check fkt_plugin tests examples
+	$(VENV)/bin/mypy
 	$(PY) -m pytest tests
 
 clean:

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> float:
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dataset = load_dataset("fashion_mnist", args.data)
-    images = dataset.train.images
+    images = dataset.train.read(slice(None))
     targets = hide_labels(dataset.train.targets, args.label_fraction, seed=0)
     augment = DeviceAugmentation(parse_pipelines(OmegaConf.create([STRONG, WEAK])),
                                  dataset.mean, dataset.std).to(device)

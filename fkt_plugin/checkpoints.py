@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fkt_plugin.config import ConfigError
+from fkt_plugin.errors import CheckpointError, MissingDependencyError
 
 
 @dataclass
@@ -37,12 +37,12 @@ def backbone_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """The backbone tensors of a checkpoint file, with their ``backbone.`` prefix removed.
 
     Raises:
-        FileNotFoundError: No file at ``path``.
-        ConfigError: The file is not a checkpoint or state dict torch can read.
+        CheckpointError: No file at ``path``, or not a checkpoint or state dict torch can read.
+        MissingDependencyError: A ``.safetensors`` file without the safetensors package.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+        raise CheckpointError(f"checkpoint {path} does not exist")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -51,13 +51,14 @@ def backbone_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         else:
             saved = torch.load(path, map_location="cpu", weights_only=True)
     except ImportError:
-        raise ConfigError(f"{path} is a .safetensors file: pip install safetensors") from None
+        raise MissingDependencyError(f"{path} is a .safetensors file: pip install "
+                                     "safetensors") from None
     except Exception as err:  # torch raises several types for files that are not checkpoints
-        raise ConfigError(f"{path} is not a checkpoint torch can read ({err})") from None
+        raise CheckpointError(f"{path} is not a checkpoint torch can read ({err})") from None
     state = saved.get("state_dict", saved) if isinstance(saved, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ConfigError(f"{path} holds no state dict (expected tensors by name, or a Lightning "
-                          "checkpoint with 'state_dict')")
+        raise CheckpointError(f"{path} holds no state dict (expected tensors by name, or a "
+                              "Lightning checkpoint with 'state_dict')")
     prefixed = {k.removeprefix("backbone."): v for k, v in state.items()
                 if k.startswith("backbone.")}
     return prefixed or state
@@ -67,16 +68,16 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path) -> KeyReport:
     """Copies a checkpoint's backbone weights into ``backbone`` and reports the key differences.
 
     Raises:
-        ConfigError: No key matches, or a matching key has another shape (a different backbone).
+        CheckpointError: No key matches, or a matching key has another shape (a different backbone).
     """
     state = backbone_state_dict(path)
     own = backbone.state_dict()
     shapes = [f"{k}: {tuple(v.shape)} in the file, {tuple(own[k].shape)} in the backbone"
               for k, v in state.items() if k in own and v.shape != own[k].shape]
     if shapes:
-        raise ConfigError(f"{path} was saved from another backbone: {'; '.join(shapes[:3])}")
+        raise CheckpointError(f"{path} was saved from another backbone: {'; '.join(shapes[:3])}")
     if not set(state) & set(own):
-        raise ConfigError(f"no key of {path} matches the backbone (file keys start "
+        raise CheckpointError(f"no key of {path} matches the backbone (file keys start "
                           f"{', '.join(list(state)[:3])}; backbone keys start "
                           f"{', '.join(list(own)[:3])})")
     result = backbone.load_state_dict(state, strict=False)

@@ -16,7 +16,6 @@ Files under ``<out>/``::
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import re
@@ -27,15 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
-from fkt_plugin.config import (
-    ConfigError,
-    compose_recipe,
-    epochs_for,
-    validate_compare_cfg,
-    validate_run_cfg,
-)
+from fkt_plugin.args.compare import validate_compare_cfg
+from fkt_plugin.args.run import validate_run_cfg
+from fkt_plugin.config import epochs_for, mapping_copy
+from fkt_plugin.errors import ConfigError, MissingPathError
 from fkt_plugin.evaluation.plots import (
     plot_accuracy_vs_fraction,
     plot_embeddings,
@@ -48,6 +44,9 @@ from fkt_plugin.evaluation.protocols import (
     subsample,
 )
 from fkt_plugin.methods import METHODS
+from fkt_plugin.recipes import compose_recipe
+from fkt_plugin.runner import train
+from fkt_plugin.tables import write_rows
 
 
 def _slug(text: str) -> str:
@@ -67,7 +66,7 @@ class Sweep:
     """The runs of a validated compare cfg and where each one's results live.
 
     Args:
-        cfg: A compare cfg (:data:`fkt_plugin.config.COMPARE_DEFAULTS`), validated here.
+        cfg: A compare cfg (:data:`fkt_plugin.args.compare.COMPARE_DEFAULTS`), validated here.
         base_dir: Folder that relative ``recipes`` and ``out`` paths start from.
     """
 
@@ -78,7 +77,7 @@ class Sweep:
         self.recipes = recipes if recipes.is_absolute() else base / recipes
         self.out = Path(self.cfg.out)
         if not self.recipes.is_dir():
-            raise FileNotFoundError(f"recipes={self.recipes} is not a folder of training recipes")
+            raise MissingPathError(f"recipes={self.recipes} is not a folder of training recipes")
         self._run_cfgs: dict[tuple[str, float, int], DictConfig] = {}
         self.jobs = [Job(arm, float(f), int(s)) for s in self.cfg.seeds
                      for f in self.cfg.fractions for arm in self.cfg.arms
@@ -138,13 +137,11 @@ class Sweep:
 
     def run(self, job: Job) -> dict[str, Any]:
         """Trains and evaluates what is missing for one job; its results file's content."""
-        from fkt_plugin.runner import train
-
         run_dir = self.run_dir(job)
         if not (run_dir / "results.json").is_file():
             train(self.run_cfg(job))
         if job.arm.protocol is not None and not self.finished(job):
-            settings = OmegaConf.create(OmegaConf.to_container(self.cfg.eval))
+            settings = mapping_copy(self.cfg.eval, "eval")
             with open_dict(settings):
                 settings.run_dir = str(run_dir)
                 settings.protocols = [job.arm.protocol]
@@ -240,11 +237,7 @@ def write_report(sweep: Sweep, rows: list[dict[str, Any]], command: str = "",
     """Writes results.csv, results.md and the plots under ``<out>``; returns the markdown."""
     out, cfg = sweep.out, sweep.cfg
     out.mkdir(parents=True, exist_ok=True)
-    fields = list(dict.fromkeys(k for row in rows for k in row))
-    with open(out / "results.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_rows(out / "results.csv", rows)
     arms = [str(arm.name) for arm in cfg.arms]
     fractions = [float(f) for f in cfg.fractions]
     metrics = [("acc1", "Test accuracy (%)"), ("f1_macro", "Test macro F1 (%)")]
@@ -272,7 +265,7 @@ def write_report(sweep: Sweep, rows: list[dict[str, Any]], command: str = "",
 
 def _epochs_text(epochs: Any) -> str:
     if isinstance(epochs, DictConfig):
-        return ", ".join(f"{v} at {100 * float(f):g}%" for f, v in epochs.items())
+        return ", ".join(f"{v} at {100 * float(str(f)):g}%" for f, v in epochs.items())
     return str(epochs)
 
 
@@ -307,7 +300,8 @@ def _plot_embedding(sweep: Sweep) -> None:
         if (run_dir, checkpoint) not in cache:
             cache[run_dir, checkpoint] = frozen_features(run_dir, checkpoint, splits=("test",))
         feats = cache[run_dir, checkpoint]
-        panels[job.arm.name] = subsample(*feats.test, emb.samples)
+        test_x, test_y = feats.test
+        panels[job.arm.name] = subsample(test_x, test_y, emb.samples)
         class_names = feats.dataset.class_names
     if panels:
         plot_embeddings(panels, class_names, picture)

@@ -1,5 +1,6 @@
-"""The joint loss of Functional Knowledge Transfer as a standalone module, for a lightly user's
-own training loop, and the masked cross-entropy that every method's classifier uses."""
+"""Losses: the masked cross-entropy every method's classifier uses, and the joint loss of
+Functional Knowledge Transfer, the one implementation that the ``fkt_joint`` method, its
+solo-learn class and a lightly user's own training loop all call."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from lightly.loss import NTXentLoss
 from torch import nn
+
+from fkt_plugin.config import require_positive
+from fkt_plugin.errors import ConfigError
 
 
 def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor,
@@ -39,6 +43,22 @@ def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor,
     return losses.sum() * world_size / total.clamp(min=1e-12)  # losses are weighted already
 
 
+def check_joint_loss_args(temperature: float, ssl_weight: float, sup_weight: float,
+                          prefix: str = "") -> None:
+    """Validates the arguments of :class:`JointLoss` (``prefix`` names where they came from, e.g.
+    ``method_kwargs.``).
+
+    Raises:
+        ConfigError: ``temperature`` is not > 0, a weight is negative, or both weights are 0.
+    """
+    require_positive(temperature, f"{prefix}temperature")
+    for name, value in (("ssl_weight", ssl_weight), ("sup_weight", sup_weight)):
+        if not value >= 0:
+            raise ConfigError(f"{prefix}{name}={value!r} must be >= 0")
+    if ssl_weight == 0 and sup_weight == 0:
+        raise ConfigError(f"{prefix}ssl_weight and {prefix}sup_weight are both 0: nothing trains")
+
+
 class JointLossOutput(NamedTuple):
     """The weighted total and its two unweighted terms."""
 
@@ -60,7 +80,11 @@ class JointLoss(nn.Module):
         ssl_weight: Weight of the NT-Xent term.
         sup_weight: Weight of the cross-entropy term.
         class_weights: Optional ``(C,)`` cross-entropy weights for imbalanced classes.
-        gather_distributed: Gather negatives from all processes (DDP).
+        gather_distributed: Gather negatives from all processes (DDP); the cross-entropy
+            always averages over the labelled images of the global batch.
+
+    Raises:
+        ConfigError: (a ``ValueError``) an argument is out of range.
 
     Shapes:
         z0, z1: ``(B, D)`` projections of two views of the same images.
@@ -74,19 +98,19 @@ class JointLoss(nn.Module):
         >>> out.loss.backward()
     """
 
+    class_weights: torch.Tensor | None
+
     def __init__(self, temperature: float = 0.5, ssl_weight: float = 1.0,
                  sup_weight: float = 1.0, class_weights: torch.Tensor | None = None,
                  gather_distributed: bool = False) -> None:
         super().__init__()
-        if temperature <= 0:
-            raise ValueError(f"temperature={temperature!r} must be > 0")
-        if ssl_weight < 0 or sup_weight < 0 or ssl_weight + sup_weight == 0:
-            raise ValueError(f"ssl_weight={ssl_weight!r} and sup_weight={sup_weight!r} must be "
-                             ">= 0 and not both 0")
+        check_joint_loss_args(temperature, ssl_weight, sup_weight)
         self.ssl_weight = ssl_weight
         self.sup_weight = sup_weight
         self.nt_xent = NTXentLoss(temperature=temperature, gather_distributed=gather_distributed)
-        self.register_buffer("class_weights", class_weights)
+        # Not persistent: the weights come from the data, and a method's checkpoint keys stay
+        # those of its own modules.
+        self.register_buffer("class_weights", class_weights, persistent=False)
 
     def forward(self, z0: torch.Tensor, z1: torch.Tensor, logits: torch.Tensor,
                 targets: torch.Tensor) -> JointLossOutput:

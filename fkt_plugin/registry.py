@@ -5,15 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
+from fkt_plugin.errors import UnknownNameError
+
 T = TypeVar("T")
-
-
-class UnknownNameError(KeyError):
-    """A registry was asked for a name it does not hold; the message lists the known ones."""
-
-    def __str__(self) -> str:
-        # KeyError.__str__ would repr() the message and wrap it in quotes.
-        return str(self.args[0])
 
 
 class Registry(dict[str, T]):

@@ -12,7 +12,6 @@ Layout of a run directory ``<checkpoint.dir>/<name>/``::
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 import warnings
@@ -27,12 +26,16 @@ from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities import rank_zero_only
 
+from fkt_plugin.args.run import RUN_DEFAULTS, validate_run_cfg
 from fkt_plugin.checkpoints import load_backbone_weights
-from fkt_plugin.config import RUN_DEFAULTS, ConfigError, validate_run_cfg
+from fkt_plugin.config import mapping_copy, plain_dict
 from fkt_plugin.data import LOADER_KEYS, FKTDataModule, ImageDataset, load_dataset
 from fkt_plugin.data.splits import class_weights
+from fkt_plugin.errors import ConfigError
+from fkt_plugin.evaluation.callbacks import TestMetrics
 from fkt_plugin.evaluation.plots import plot_confusion_matrix
 from fkt_plugin.methods import METHODS, BaseMethod
+from fkt_plugin.tables import read_rows, write_rows
 
 # Keys that may change between an interrupted run and its resumption without changing the run.
 _RESUMABLE_KEYS = {"accelerator", "devices", "num_nodes", "strategy", "data.num_workers",
@@ -46,12 +49,13 @@ def run_dir_of(cfg: DictConfig) -> Path:
     return Path(cfg.checkpoint.dir) / cfg.name
 
 
-def _flat(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def _identity_keys(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted key → value of the keys that define a run (every key but the resumable ones)."""
     flat: dict[str, Any] = {}
     for key, value in cfg.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict) and name not in _RESUMABLE_KEYS:
-            flat |= _flat(value, f"{name}.")
+            flat |= _identity_keys(value, f"{name}.")
         elif name not in _RESUMABLE_KEYS:
             flat[name] = value
     return flat
@@ -60,12 +64,11 @@ def _flat(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def claim_run_dir(run_dir: Path, cfg: DictConfig) -> None:
     """Writes ``config.yaml``, or checks that an existing run there has the same cfg."""
     saved_path = run_dir / "config.yaml"
-    current = OmegaConf.to_container(cfg, resolve=True)
     if saved_path.exists():
-        saved = _flat(OmegaConf.to_container(OmegaConf.load(saved_path), resolve=True))
-        now = _flat(current)
+        saved = _identity_keys(plain_dict(mapping_copy(OmegaConf.load(saved_path))))
+        now = _identity_keys(plain_dict(cfg))
         # A key that an older version did not write yet counts as its default.
-        defaults = _flat(RUN_DEFAULTS)
+        defaults = _identity_keys(RUN_DEFAULTS)
         changed = sorted(k for k in saved.keys() | now.keys()
                          if saved.get(k, defaults.get(k)) != now.get(k))
         if changed:
@@ -80,21 +83,14 @@ def claim_run_dir(run_dir: Path, cfg: DictConfig) -> None:
 
 def _append_csv(earlier: Path, later: Path) -> None:
     """Appends the rows of CSV ``later`` to CSV ``earlier`` (header = union of both)."""
-    tables = []
-    for path in (earlier, later):
-        with open(path, newline="") as handle:
-            tables.append(list(csv.DictReader(handle)))
-    rows = tables[0] + tables[1]
-    fields = list(dict.fromkeys(k for row in rows for k in row))
-    with open(earlier, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_rows(earlier, read_rows(earlier) + read_rows(later))
 
 
 def prepare(cfg: DictConfig) -> tuple[DictConfig, ImageDataset, FKTDataModule]:
     """Validates cfg, loads the dataset, fills ``data.num_classes/num_channels``, builds splits."""
     cfg = validate_run_cfg(cfg)
+    # A property of this machine, not of the recipe: checked here, before the run directory is
+    # claimed, rather than when a recipe is validated elsewhere (a sweep planned on a laptop).
     if cfg.sync_batchnorm and not torch.cuda.is_available():
         raise ConfigError("sync_batchnorm=true needs GPUs (torch's SyncBatchNorm has no CPU "
                           "kernel); set sync_batchnorm=false")
@@ -127,8 +123,8 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
     run_dir = run_dir_of(cfg)
     # Under DDP every process runs this function; the files of the run are rank 0's to write
     # (the rank is known from the launcher's environment before the Trainer exists).
-    writer = rank_zero_only.rank == 0
-    if writer:
+    is_rank_zero = getattr(rank_zero_only, "rank", 0) == 0
+    if is_rank_zero:
         claim_run_dir(run_dir, cfg)
     ckpt_dir = run_dir / "checkpoints"
     checkpointing: list[Callback] = []
@@ -141,7 +137,7 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
     resume = str(last) if cfg.auto_resume.enabled and last.exists() else None
     # Lightning's CSV logger starts metrics.csv afresh; keep the epochs before a resumption.
     metrics_csv, earlier_csv = run_dir / "metrics.csv", run_dir / "metrics.before-resume.csv"
-    if writer and resume and metrics_csv.exists():
+    if is_rank_zero and resume and metrics_csv.exists():
         if earlier_csv.exists():
             _append_csv(earlier_csv, metrics_csv)
             metrics_csv.unlink()
@@ -150,12 +146,14 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Experiment logs directory")
         logger = CSVLogger(run_dir, name="", version="")
+    test_metrics = TestMetrics(dataset.num_classes, dataset.ordinal)
     trainer = pl.Trainer(
         max_epochs=cfg.max_epochs, accelerator=cfg.accelerator, devices=cfg.devices,
         num_nodes=cfg.num_nodes, strategy=cfg.strategy, sync_batchnorm=cfg.sync_batchnorm,
         # The datamodule's batch samplers split every global batch across processes already.
         use_distributed_sampler=False, precision=cfg.precision, logger=logger,
-        callbacks=[*checkpointing, *callbacks], log_every_n_steps=cfg.log_every_n_steps,
+        callbacks=[*checkpointing, test_metrics, *callbacks],
+        log_every_n_steps=cfg.log_every_n_steps,
         enable_checkpointing=cfg.checkpoint.enabled, enable_model_summary=False,
     )
     initialised_from = None
@@ -167,7 +165,7 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Experiment logs directory")
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume)
-    if writer and earlier_csv.exists() and metrics_csv.exists():
+    if is_rank_zero and earlier_csv.exists() and metrics_csv.exists():
         _append_csv(earlier_csv, metrics_csv)
         earlier_csv.replace(metrics_csv)
     selected = "best" if cfg.checkpoint.enabled else None
@@ -183,11 +181,11 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
         "fit_seconds": round(time.time() - started, 1),
         "selected_checkpoint": str(ckpt_dir / "best.ckpt") if selected else None,
         "val": {k.removeprefix("val_"): float(v) for k, v in val.items()},
-        "test": model.test_metrics,
-        "test_confusion_matrix": model.test_confusion,
+        "test": test_metrics.metrics,
+        "test_confusion_matrix": test_metrics.confusion,
     }
-    if writer:  # under DDP every process has the same results; one writes them
-        plot_confusion_matrix(model.test_confusion, dataset.class_names,
+    if is_rank_zero:  # under DDP every process has the same results; one writes them
+        plot_confusion_matrix(test_metrics.confusion, dataset.class_names,
                               run_dir / "confusion_matrix.png", title=f"{cfg.name} (test)")
         (run_dir / "results.json").write_text(json.dumps(results, indent=2))
     return results

@@ -24,7 +24,7 @@ from typing import Any
 from lightly.models.modules.heads import SimCLRProjectionHead
 from omegaconf import DictConfig, open_dict
 
-from fkt_plugin.config import ConfigError
+from fkt_plugin.errors import ConfigError, MissingDependencyError
 from fkt_plugin.losses import JointLoss
 from fkt_plugin.methods.fkt_joint import FKTJoint
 
@@ -33,23 +33,19 @@ HOW_TO_INSTALL = ("install solo-learn's current code from source: git clone "
                   "(PyPI's solo-learn 1.0.2 is from 2021 and cannot run on Lightning 2)")
 
 
-class SoloLearnUnavailable(ImportError):
-    """solo-learn is absent or lacks what the registration needs; the message says what."""
-
-
 def _solo_base() -> tuple[Any, dict[str, Any]]:
     try:
         import solo.methods as solo_methods
         from solo.methods.base import BaseMethod
     except ImportError as err:
-        raise SoloLearnUnavailable(f"solo-learn is not importable ({err}); {HOW_TO_INSTALL}") \
+        raise MissingDependencyError(f"solo-learn is not importable ({err}); {HOW_TO_INSTALL}") \
             from None
     params = list(inspect.signature(BaseMethod.__init__).parameters)
     missing = [name for name in ("add_and_assert_specific_cfg", "learnable_params")
                if not hasattr(BaseMethod, name)]
     if params != ["self", "cfg"] or missing or not isinstance(getattr(solo_methods, "METHODS",
                                                                       None), dict):
-        raise SoloLearnUnavailable(
+        raise MissingDependencyError(
             "this solo-learn is too old: fkt_joint needs a BaseMethod(cfg) with "
             "add_and_assert_specific_cfg and learnable_params, and solo.methods.METHODS "
             f"(found __init__{tuple(params)}, missing {missing or 'nothing'}); {HOW_TO_INSTALL}"
@@ -57,14 +53,14 @@ def _solo_base() -> tuple[Any, dict[str, Any]]:
     try:
         import lightning
     except ImportError:
-        raise SoloLearnUnavailable(f"solo-learn needs the lightning package; {HOW_TO_INSTALL}") \
+        raise MissingDependencyError(f"solo-learn needs the lightning package; {HOW_TO_INSTALL}") \
             from None
     if int(lightning.__version__.split(".")[0]) < 2:
-        raise SoloLearnUnavailable(f"lightning {lightning.__version__} found, 2.x needed")
+        raise MissingDependencyError(f"lightning {lightning.__version__} found, 2.x needed")
     return BaseMethod, solo_methods.METHODS
 
 
-def _define(solo_base: Any) -> type:
+def _solo_fkt_joint_class(solo_base: Any) -> type:
     class SoloFKTJoint(solo_base):
         """fkt_joint inside solo-learn: solo's backbone, online classifier, optimiser and kNN;
         our projection head and :class:`~fkt_plugin.losses.JointLoss`. The classifier is trained
@@ -119,11 +115,11 @@ def register() -> type:
     """Adds ``fkt_joint`` to ``solo.methods.METHODS`` (once) and returns its class.
 
     Raises:
-        SoloLearnUnavailable: solo-learn is absent or too old; the message says what to install.
+        MissingDependencyError: solo-learn is absent or too old; the message says what to install.
     """
     solo_base, methods = _solo_base()
     if "fkt_joint" not in methods:
-        methods["fkt_joint"] = _define(solo_base)
+        methods["fkt_joint"] = _solo_fkt_joint_class(solo_base)
     return methods["fkt_joint"]
 
 
@@ -134,7 +130,7 @@ def main() -> None:
         return
     try:
         register()
-    except SoloLearnUnavailable as err:
+    except MissingDependencyError as err:
         raise SystemExit(f"error: {err}") from None
     script = sys.argv[1]
     sys.argv = sys.argv[1:]

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from fkt_plugin.backbones import build_backbone
 from fkt_plugin.checkpoints import load_backbone_weights
 from fkt_plugin.cli.export import export_backbone
-from fkt_plugin.config import ConfigError
+from fkt_plugin.errors import CheckpointError
 
 
 def lightning_checkpoint(path: Path, backbone: torch.nn.Module) -> Path:
@@ -62,13 +62,13 @@ def test_mismatched_checkpoints_get_a_key_report(tmp_path: Path) -> None:
     assert report.unexpected == ["head.weight"]
     assert report.missing and all(k.startswith("layer4") for k in report.missing)
     assert "missing from the file: layer4." in str(report)
-    with pytest.raises(ConfigError, match="saved from another backbone: conv1.weight: "
+    with pytest.raises(CheckpointError, match="saved from another backbone: conv1.weight: "
                                           r"\(64, 3, 7, 7\) in the file, \(64, 3, 3, 3\)"):
         load_backbone_weights(build_backbone("resnet18", in_channels=3, small_stem=True)[0],
                               tmp_path / "partial.pt")
-    with pytest.raises(ConfigError, match="no key of .* matches the backbone"):
+    with pytest.raises(CheckpointError, match="no key of .* matches the backbone"):
         load_backbone_weights(build_backbone("small_cnn", in_channels=3)[0],
                               tmp_path / "partial.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ConfigError, match="is not a checkpoint torch can read"):
+    with pytest.raises(CheckpointError, match="is not a checkpoint torch can read"):
         load_backbone_weights(resnet, tmp_path / "junk.pt")

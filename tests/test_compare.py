@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+import fkt_plugin.compare
+import fkt_plugin.evaluation.protocols
 import fkt_plugin.runner
 from fkt_plugin.compare import Sweep, run_sweep, write_report
-from fkt_plugin.config import ConfigError
-from tests.conftest import RECIPES
+from fkt_plugin.errors import CheckpointError, ConfigError
+from tests.helpers import RECIPES
 
 TINY = ["optimizer.batch_size=64", "backbone.kwargs.width=4", "scheduler.warmup_epochs=0",
         "accelerator=cpu", "++log_every_n_steps=1"]
@@ -71,7 +73,9 @@ def test_a_sweep_resumes_without_rerunning_finished_runs(fmnist_dir: Path, tmp_p
             raise KeyboardInterrupt  # the user stops the sweep during the fine-tuning run
         return real_train(cfg, *args, **kwargs)
 
-    monkeypatch.setattr(fkt_plugin.runner, "train", counting_train)
+    # Both callers of the runner: the sweep (training runs) and fine-tuning.
+    monkeypatch.setattr(fkt_plugin.compare, "train", counting_train)
+    monkeypatch.setattr(fkt_plugin.evaluation.protocols, "train", counting_train)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(sweep, log=lambda line: None)
     # supervised, then the shared SimCLR pre-training; the fine-tune run was interrupted.
@@ -172,5 +176,5 @@ def test_fkt_eval_of_a_checkpoint_trained_elsewhere(fmnist_dir: Path, tmp_path: 
     with pytest.raises(ConfigError, match=r"different config \(backbone.kwargs.width: 4 -> 8"):
         evaluate_run(cfg)
     cfg.run_dir = str(tmp_path / "wider")
-    with pytest.raises(ConfigError, match="saved from another backbone"):
+    with pytest.raises(CheckpointError, match="saved from another backbone"):
         evaluate_run(cfg)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from fkt_plugin.losses import JointLoss, masked_cross_entropy
-from tests.test_methods import nt_xent
+from tests.helpers import nt_xent
 
 
 def _inputs(n: int = 12, unlabelled_every: int = 3):
@@ -49,7 +49,8 @@ def test_class_weights_weigh_the_supervised_term() -> None:
 
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"temperature": 0.0}, "temperature=0.0 must be > 0"),
-    ({"ssl_weight": 0.0, "sup_weight": 0.0}, "not both 0"),
+    ({"ssl_weight": 0.0, "sup_weight": 0.0}, "are both 0: nothing trains"),
+    ({"ssl_weight": -1.0}, "ssl_weight=-1.0 must be >= 0"),
 ])
 def test_bad_arguments_are_named(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 
 from fkt_plugin import METHODS
-from fkt_plugin.config import ConfigError, validate_run_cfg
-from fkt_plugin.data import DatasetNotFoundError, load_dataset
-from fkt_plugin.registry import Registry, UnknownNameError
-from tests.conftest import load_recipe, tiny_overrides
+from fkt_plugin.args.run import validate_run_cfg
+from fkt_plugin.data import load_dataset
+from fkt_plugin.errors import ConfigError, DatasetNotFoundError, UnknownNameError
+from fkt_plugin.registry import Registry
+from tests.helpers import load_recipe, tiny_overrides
 
 
 def test_methods_are_registered_with_solo_names() -> None:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.test_datasets import make_cifar10, photo
+from tests.helpers import make_cifar10, photo
 
 SOLO_RECIPE = """\
 defaults:
@@ -120,7 +120,7 @@ def test_a_solo_learn_recipe_runs_with_fkt_train(tmp_path: Path) -> None:
 def test_the_solo_side_recipe_composes_and_validates() -> None:
     from hydra import compose, initialize_config_dir
 
-    from fkt_plugin.config import validate_run_cfg
+    from fkt_plugin.args.run import validate_run_cfg
 
     folder = Path(__file__).resolve().parents[1] / "recipes" / "solo" / "pretrain" / "cifar"
     with initialize_config_dir(config_dir=str(folder), version_base="1.3"):

@@ -14,9 +14,9 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import nn
 
-from fkt_plugin.config import ConfigError
-from fkt_plugin.solo import SoloLearnUnavailable, register
-from tests.test_methods import nt_xent
+from fkt_plugin.errors import ConfigError, MissingDependencyError
+from fkt_plugin.solo import register
+from tests.helpers import nt_xent
 
 
 class StandInBaseMethod(nn.Module):
@@ -68,7 +68,7 @@ def solo_modules(monkeypatch: pytest.MonkeyPatch) -> dict:
 
 def test_without_solo_learn_the_message_says_what_to_install(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "solo", None)
-    with pytest.raises(SoloLearnUnavailable, match="git clone https://github.com/vturrisi/"
+    with pytest.raises(MissingDependencyError, match="git clone https://github.com/vturrisi/"
                                                    "solo-learn.*PyPI's solo-learn 1.0.2"):
         register()
 
@@ -79,7 +79,7 @@ def test_an_old_argparse_style_solo_learn_is_refused(solo_modules, monkeypatch) 
             super().__init__()
 
     monkeypatch.setattr(sys.modules["solo.methods.base"], "BaseMethod", OldBaseMethod)
-    with pytest.raises(SoloLearnUnavailable, match=r"too old.*found __init__\('self', "
+    with pytest.raises(MissingDependencyError, match=r"too old.*found __init__\('self', "
                                                    r"'backbone', 'num_classes', 'kwargs'\)"):
         register()
 

@@ -9,11 +9,11 @@ from fkt_plugin.augmentation.kornia_views import (
 from fkt_plugin.augmentation.schema import (
     BACKENDS,
     PIPELINE_DEFAULTS,
+    count_views,
     parse_pipelines,
-    require_backend,
 )
 from fkt_plugin.augmentation.torchvision_views import PerImageViews, build_torchvision_transform
 
 __all__ = ["BACKENDS", "PIPELINE_DEFAULTS", "DeviceAugmentation", "EvalTransform",
            "PerImageViews", "build_torchvision_transform", "build_view_transform",
-           "parse_pipelines", "require_backend"]
+           "count_views", "parse_pipelines"]

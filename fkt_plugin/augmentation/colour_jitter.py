@@ -102,7 +102,7 @@ class BatchColorJitter(nn.Module):
         params["order"] = torch.randperm(4)
         return params
 
-    def apply(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+    def jitter(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
         """Jitters the images that ``params["apply"]`` selects with the drawn factors."""
         chosen = params["apply"]
         if not self.ranges or not bool(chosen.any()):
@@ -117,4 +117,4 @@ class BatchColorJitter(nn.Module):
         return result
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.apply(x, self.draw(x.shape[0], x.device))
+        return self.jitter(x, self.draw(x.shape[0], x.device))

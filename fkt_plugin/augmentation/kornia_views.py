@@ -15,11 +15,14 @@ from omegaconf import DictConfig
 from torch import nn
 
 from fkt_plugin.augmentation.colour_jitter import BatchColorJitter
-from fkt_plugin.augmentation.schema import blur_kernel_size
+from fkt_plugin.augmentation.schema import blur_kernel_size, count_views
 
 
 class Normalize(nn.Module):
     """``(x - mean) / std`` per channel on ``(B, C, H, W)`` floats in [0, 1]."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
@@ -93,12 +96,9 @@ class DeviceAugmentation(nn.Module):
         channels = len(mean)
         self.transforms = nn.ModuleList(build_view_transform(p, channels) for p in pipelines)
         self.num_crops = [int(p.num_crops) for p in pipelines]
+        self.num_views = count_views(pipelines)
         self.normalize = Normalize(mean, std)
         self.cpu_chunk_pixels = cpu_chunk_pixels
-
-    @property
-    def num_views(self) -> int:
-        return sum(self.num_crops)
 
     def _views(self, images: torch.Tensor) -> list[torch.Tensor]:
         x = images.float().div_(255)

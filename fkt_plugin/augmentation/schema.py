@@ -12,19 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig
 
-from fkt_plugin.config import ConfigError, fill_defaults, require_in_range, unknown_keys
+from fkt_plugin.config import fill_defaults, mapping_copy, require_in_range, unknown_keys
+from fkt_plugin.errors import ConfigError
 
 # kornia: batches on the training device; torchvision: per image in DataLoader workers.
 BACKENDS = ("kornia", "torchvision")
-
-
-def require_backend(name: str) -> None:
-    """Raises :class:`ConfigError` naming the known backends unless ``name`` is one."""
-    if name not in BACKENDS:
-        raise ConfigError(f"data.augmentation_backend={name!r} is unknown; use one of "
-                          f"{', '.join(BACKENDS)}")
 
 PIPELINE_DEFAULTS: dict[str, Any] = {
     "rrc": {"enabled": True, "crop_min_scale": 0.08, "crop_max_scale": 1.0},
@@ -54,8 +48,7 @@ def parse_pipelines(pipelines: ListConfig | Sequence[Any]) -> list[DictConfig]:
     parsed = []
     for i, raw in enumerate(pipelines):
         where = f"augmentations[{i}]"
-        pipe = OmegaConf.create(OmegaConf.to_container(raw) if isinstance(raw, DictConfig)
-                                else dict(raw))
+        pipe = mapping_copy(raw, where)
         bad = unknown_keys(pipe, PIPELINE_DEFAULTS)
         if bad:
             raise ConfigError(f"{where} has unknown keys {', '.join(bad)}; known: "
@@ -77,6 +70,10 @@ def parse_pipelines(pipelines: ListConfig | Sequence[Any]) -> list[DictConfig]:
         parsed.append(pipe)
     return parsed
 
+
+def count_views(pipelines: Sequence[Any]) -> int:
+    """Views per image that a list of pipelines makes (``num_crops`` of each, default 1)."""
+    return sum(int(pipe.get("num_crops", 1)) for pipe in pipelines)
 
 
 def blur_kernel_size(crop_size: int) -> int:

@@ -14,7 +14,7 @@ import torch
 from omegaconf import DictConfig
 from torchvision.transforms import v2
 
-from fkt_plugin.augmentation.schema import blur_kernel_size
+from fkt_plugin.augmentation.schema import blur_kernel_size, count_views
 
 # Pixels at or above this value are inverted: x / 255 >= 0.5, kornia's threshold on floats.
 SOLARIZE_THRESHOLD = 128
@@ -73,10 +73,7 @@ class PerImageViews:
                  std: Sequence[float]) -> None:
         self.transforms = [build_torchvision_transform(p, mean, std) for p in pipelines]
         self.num_crops = [int(p.num_crops) for p in pipelines]
-
-    @property
-    def num_views(self) -> int:
-        return sum(self.num_crops)
+        self.num_views = count_views(pipelines)
 
     def __call__(self, image: torch.Tensor) -> list[torch.Tensor]:
         return [transform(image)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
+from omegaconf import ListConfig, OmegaConf
 
 from fkt_plugin.augmentation import DeviceAugmentation, PerImageViews, parse_pipelines
 from fkt_plugin.benchmarks.timing import (
@@ -17,7 +17,8 @@ from fkt_plugin.benchmarks.timing import (
     markdown_table,
     write_report,
 )
-from fkt_plugin.config import PRETRAIN_RECIPES, ConfigError
+from fkt_plugin.errors import ConfigError, MissingPathError
+from fkt_plugin.recipes import PRETRAIN_RECIPES
 
 # SimCLR's symmetric views and BYOL's asymmetric ones (blur 1.0/0.1, solarization 0/0.2), from
 # the STL-10 recipes, whose pipelines carry every operation.
@@ -30,8 +31,11 @@ def preset_pipelines(preset: str, size: int) -> list:
     """A preset's pipelines with every crop at ``size`` px."""
     path = PRETRAIN_RECIPES / PRESETS[preset]
     if not path.exists():
-        raise ConfigError(f"{path} is missing: fkt-bench reads the recipes of a source checkout")
+        raise MissingPathError(f"{path} is missing: fkt-bench reads the recipes of a source "
+                               "checkout")
     pipelines = OmegaConf.load(path)
+    if not isinstance(pipelines, ListConfig):
+        raise ConfigError(f"{path} is not a list of augmentation pipelines")
     for pipe in pipelines:
         pipe.crop_size = size
     return parse_pipelines(pipelines)

@@ -23,13 +23,14 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from fkt_plugin.args.run import validate_run_cfg
 from fkt_plugin.augmentation import DeviceAugmentation, PerImageViews, parse_pipelines
 from fkt_plugin.backbones import build_backbone
 from fkt_plugin.benchmarks.augmentation import MEAN, STD, synthetic_images
 from fkt_plugin.benchmarks.timing import alternate, machine_line, markdown_table, write_report
-from fkt_plugin.config import PRETRAIN_RECIPES, compose_recipe, validate_run_cfg
 from fkt_plugin.data import FKTDataModule, ImageDataset, ImageSplit
 from fkt_plugin.methods import METHODS
+from fkt_plugin.recipes import PRETRAIN_RECIPES, compose_recipe
 
 
 def bench_cfg(method: str, backend: str, backbone: str, batch_size: int, workers: int,
@@ -79,7 +80,8 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def ours(cfg: DictConfig, dataset: ImageDataset, steps: int, warmup: int) -> list[float]:
+def fkt_plugin_step_times(cfg: DictConfig, dataset: ImageDataset, steps: int,
+                          warmup: int) -> list[float]:
     """Step times of ``fkt-train``'s machinery: the method class, datamodule and Trainer."""
     pl.seed_everything(0, verbose=False)
     model = METHODS[cfg.method](cfg)
@@ -93,23 +95,24 @@ def ours(cfg: DictConfig, dataset: ImageDataset, steps: int, warmup: int) -> lis
     return timer.times
 
 
-class _PerImage(Dataset):
-    def __init__(self, images: torch.Tensor, targets: torch.Tensor, views: PerImageViews) -> None:
-        self.images, self.targets, self.views = images, targets, views
+class _PerImageViewsDataset(Dataset):
+    """The plain loop's torchvision dataset: one image's views and target per item."""
+
+    def __init__(self, split: ImageSplit, views: PerImageViews) -> None:
+        self.split, self.views = split, views
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self.split)
 
     def __getitem__(self, i: int) -> tuple[list[torch.Tensor], torch.Tensor]:
-        return self.views(self.images[i]), self.targets[i]
+        return self.views(self.split.read(i)), self.split.targets[i]
 
 
 def _plain_batches(cfg: DictConfig, split: ImageSplit, device: torch.device
                    ) -> Iterator[tuple[list[torch.Tensor], torch.Tensor]]:
     pipelines = parse_pipelines(cfg.augmentations)
     if cfg.data.augmentation_backend == "torchvision":
-        loader = DataLoader(_PerImage(split.images, split.targets,
-                                      PerImageViews(pipelines, MEAN, STD)),
+        loader = DataLoader(_PerImageViewsDataset(split, PerImageViews(pipelines, MEAN, STD)),
                             batch_size=cfg.optimizer.batch_size, shuffle=True, drop_last=True,
                             num_workers=cfg.data.num_workers,
                             pin_memory=device.type == "cuda",
@@ -124,17 +127,18 @@ def _plain_batches(cfg: DictConfig, split: ImageSplit, device: torch.device
         for start in range(0, len(split) - cfg.optimizer.batch_size + 1,
                            cfg.optimizer.batch_size):
             index = order[start:start + cfg.optimizer.batch_size]
-            images = split.images[index].to(device, non_blocking=True)
+            images = split.read(index).to(device, non_blocking=True)
             yield augment(images), split.targets[index].to(device, non_blocking=True)
 
 
-def plain(cfg: DictConfig, dataset: ImageDataset, steps: int, warmup: int) -> list[float]:
+def plain_loop_step_times(cfg: DictConfig, dataset: ImageDataset, steps: int,
+                          warmup: int) -> list[float]:
     """Step times of a hand-written loop: same backbone, heads, views, losses and optimiser."""
     torch.manual_seed(0)
     device = torch.device("cuda" if cfg.accelerator in ("gpu", "cuda") else "cpu")
     kwargs = cfg.method_kwargs
     backbone, dim = build_backbone(cfg.backbone.name, 3, **cfg.backbone.kwargs)
-    backbone = backbone.to(device, memory_format=torch.channels_last)
+    backbone = backbone.to(device).to(memory_format=torch.channels_last)
     projector = SimCLRProjectionHead(dim, kwargs.proj_hidden_dim, kwargs.proj_output_dim).to(device)
     classifier = nn.Linear(dim, 10).to(device)
     nt_xent = NTXentLoss(temperature=kwargs.temperature)
@@ -191,16 +195,17 @@ def run(methods: Sequence[str], backends: Sequence[str], backbone: str, size: in
     for r in tqdm(range(rounds), desc="rounds"):
         for method, backend, kind in alternate(arms, r):
             cfg = cfgs[(method, backend)]
-            times[(method, backend, kind)] += (ours if kind == "fkt-plugin" else plain)(
-                cfg, dataset, steps, warmup)
+            step_times = (fkt_plugin_step_times if kind == "fkt-plugin"
+                          else plain_loop_step_times)
+            times[(method, backend, kind)] += step_times(cfg, dataset, steps, warmup)
     rows = []
     for method in methods:
         for backend in backends:
-            mine = statistics.median(times[(method, backend, "fkt-plugin")])
-            theirs = statistics.median(times[(method, backend, "plain")])
-            rows.append([method, backend, f"{batch_size / mine:,.0f}",
-                         f"{batch_size / theirs:,.0f}", f"{theirs / mine:.3f}",
-                         f"{1000 * mine:.0f} / {1000 * theirs:.0f}"])
+            plugin_step = statistics.median(times[(method, backend, "fkt-plugin")])
+            plain_step = statistics.median(times[(method, backend, "plain")])
+            rows.append([method, backend, f"{batch_size / plugin_step:,.0f}",
+                         f"{batch_size / plain_step:,.0f}", f"{plain_step / plugin_step:.3f}",
+                         f"{1000 * plugin_step:.0f} / {1000 * plain_step:.0f}"])
     header = ["method", "views made by", "fkt-plugin img/s", "plain loop img/s",
               "fkt-plugin / plain", "median step ms (fkt-plugin / plain)"]
     notes = [

@@ -5,10 +5,12 @@ from __future__ import annotations
 import sys
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from fkt_plugin.cli.errors import user_errors_exit
 from fkt_plugin.cli.hydra_app import main_with_help, recipe_folder
+from fkt_plugin.config import mapping_copy
+from fkt_plugin.errors import ConfigError, MissingPathError
 
 HELP = """\
 fkt-compare: train and evaluate every arm of a comparison at every label fraction and seed, and
@@ -41,13 +43,12 @@ def _run(cfg: DictConfig) -> None:
 
     with user_errors_exit():
         if not cfg:
-            raise FileNotFoundError("no compare recipe given: use --config-path recipes/compare "
-                                    "--config-name <name> (see fkt-compare --help)")
-        cfg = OmegaConf.create(OmegaConf.to_container(cfg))
-        sweep = Sweep(cfg, base_dir=recipe_folder())
+            raise ConfigError("no compare recipe given: use --config-path recipes/compare "
+                              "--config-name <name> (see fkt-compare --help)")
+        sweep = Sweep(mapping_copy(cfg), base_dir=recipe_folder())
         rows = run_sweep(sweep, train_missing=not sweep.cfg.summary_only)
         if not rows:
-            raise FileNotFoundError(f"no finished runs under {sweep.out}")
+            raise MissingPathError(f"no finished runs under {sweep.out}")
         command = "fkt-compare " + " ".join(sys.argv[1:])
         print(write_report(sweep, rows, command=command))
 

@@ -6,7 +6,9 @@ import argparse
 from pathlib import Path
 
 from fkt_plugin.cli.errors import user_errors_exit
-from fkt_plugin.config import PRETRAIN_RECIPES
+from fkt_plugin.data.files import BAD_IMAGE_POLICIES
+from fkt_plugin.errors import ConfigError, MissingPathError
+from fkt_plugin.recipes import PRETRAIN_RECIPES
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -29,7 +31,8 @@ def main(argv: list[str] | None = None) -> None:
     inspect.add_argument("--image-size", type=int, help="decode size (data.image_size)")
     inspect.add_argument("--cache-dir", help="decode cache folder (data.cache_dir)")
     inspect.add_argument("--fold", type=int, help="stl10: an official fold (0-9)")
-    inspect.add_argument("--on-bad-image", choices=("skip", "error"), default="skip")
+    inspect.add_argument("--on-bad-image", choices=BAD_IMAGE_POLICIES,
+                         default=BAD_IMAGE_POLICIES[0])
     inspect.add_argument("--grid", type=Path, metavar="OUT.png",
                          help="write a grid of decoded training images titled by label")
     inspect.add_argument("--views", type=Path, metavar="OUT.png",
@@ -50,8 +53,8 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     from fkt_plugin.augmentation import parse_pipelines
-    from fkt_plugin.config import compose_recipe
     from fkt_plugin.data.inspect import describe, load_with_notes, sample_grid, views_grid
+    from fkt_plugin.recipes import compose_recipe
 
     with user_errors_exit():
         loader = DATASETS[args.dataset]
@@ -66,10 +69,10 @@ def main(argv: list[str] | None = None) -> None:
         if args.views:
             recipe = args.recipe or PRETRAIN_RECIPES / args.dataset / "simclr.yaml"
             if not recipe.is_file():
-                raise FileNotFoundError(f"recipe {recipe} does not exist; pass --recipe")
+                raise MissingPathError(f"recipe {recipe} does not exist; pass --recipe")
             pipelines = compose_recipe(recipe).get("augmentations")
             if pipelines is None:
-                raise FileNotFoundError(f"recipe {recipe} has no augmentations")
+                raise ConfigError(f"recipe {recipe} has no augmentations")
             print(f"wrote {views_grid(dataset, parse_pipelines(pipelines), args.views)}")
 
 

@@ -8,9 +8,9 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
+from fkt_plugin.args.evaluation import EVAL_DEFAULTS, PROTOCOLS
 from fkt_plugin.cli.errors import user_errors_exit
 from fkt_plugin.cli.hydra_app import QUIET_HYDRA, main_with_help
-from fkt_plugin.config import EVAL_DEFAULTS, PROTOCOLS
 
 HELP = f"""\
 fkt-eval: evaluate the backbone of a finished fkt-train run.

@@ -6,8 +6,7 @@ from typing import Any
 from fkt_plugin.data import aptos, cifar, fashion_mnist, image_folder, intel, stl10  # noqa: F401
 from fkt_plugin.data.datamodule import FKTDataModule
 from fkt_plugin.data.dataset import ImageDataset, ImageSplit
-from fkt_plugin.data.image_cache import DataFormatError
-from fkt_plugin.data.registry import DATASETS, DatasetNotFoundError
+from fkt_plugin.data.registry import DATASETS
 
 # The cfg.data keys an adapter may read (each reads those it needs).
 LOADER_KEYS = ("train_path", "val_path", "unlabelled_path", "image_size", "cache_dir",
@@ -25,5 +24,5 @@ def load_dataset(name: str, train_path: str | None = None, **options: Any) -> Im
     return DATASETS[name](train_path=train_path, **options)
 
 
-__all__ = ["DATASETS", "LOADER_KEYS", "DataFormatError", "DatasetNotFoundError", "FKTDataModule",
-           "ImageDataset", "ImageSplit", "load_dataset"]
+__all__ = ["DATASETS", "LOADER_KEYS", "FKTDataModule", "ImageDataset", "ImageSplit",
+           "load_dataset"]

@@ -13,14 +13,17 @@ from __future__ import annotations
 import csv
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from fkt_plugin.data.dataset import ImageDataset, channel_stats
-from fkt_plugin.data.image_cache import DataFormatError, Preprocess, decode_files, image_files
-from fkt_plugin.data.image_folder import holdout, join, require_dir
-from fkt_plugin.data.registry import DATASETS, DatasetNotFoundError
+from fkt_plugin.data.files import image_files, require_dir
+from fkt_plugin.data.image_cache import Preprocess, decode_files
+from fkt_plugin.data.registry import DATASETS
+from fkt_plugin.data.splits import holdout, join
+from fkt_plugin.errors import DataFormatError, DatasetNotFoundError
 
 CLASS_NAMES = ("No DR", "Mild", "Moderate", "Severe", "Proliferative DR")
 DEFAULT_SIZE = 256
@@ -101,7 +104,7 @@ def load_aptos(train_path: str | None = None, image_size: int | None = None,
                       stacklevel=2)
     present = [(code, grade) for code, grade in rows if code in by_id]
     size = image_size or DEFAULT_SIZE
-    common = {"size": size, "preprocess": circle_crop_then_resize(size),
+    common: dict[str, Any] = {"size": size, "preprocess": circle_crop_then_resize(size),
               "preprocess_name": f"circle-crop-{DARK_THRESHOLD}", "cache_dir": cache_dir,
               "on_bad_image": on_bad_image}
     labelled = decode_files([by_id[c] for c, _ in present], [g for _, g in present],
@@ -112,5 +115,5 @@ def load_aptos(train_path: str | None = None, image_size: int | None = None,
         extra = image_files(extra_dir)
         train = join(train, decode_files(extra, [-1] * len(extra),
                                          name="aptos test_images (unlabelled)", **common).split)
-    mean, std = channel_stats(train.images)
+    mean, std = channel_stats(train)
     return ImageDataset(train, test, CLASS_NAMES, mean, std, ordinal=True)

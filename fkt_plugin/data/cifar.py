@@ -5,6 +5,11 @@
 rows hold 1,024 red, then green, then blue values, each plane row-major. The original files were
 pickled by Python 2 (keys are ``bytes`` when read with ``encoding="bytes"``), files written by
 Python 3 have ``str`` keys: both are accepted.
+
+A pickle can name any importable function for the reader to call, so a crafted file runs code
+under ``pickle.load``. Batches are read by :class:`CifarUnpickler`, which admits only the names
+CIFAR's files use (numpy's array reconstruction, dtypes, and the codec Python 3 writes bytes
+with) and refuses the file, unread, on any other.
 """
 
 from __future__ import annotations
@@ -17,10 +22,11 @@ import numpy as np
 import torch
 
 from fkt_plugin.data.dataset import ImageDataset, ImageSplit, channel_stats
-from fkt_plugin.data.image_cache import DataFormatError
-from fkt_plugin.data.registry import DATASETS, DatasetNotFoundError
+from fkt_plugin.data.files import require_dir
+from fkt_plugin.data.registry import DATASETS
+from fkt_plugin.errors import DataFormatError, DatasetNotFoundError
 
-LAYOUTS = {
+LAYOUTS: dict[str, dict[str, Any]] = {
     "cifar10": {"folder": "cifar-10-batches-py", "labels": "labels", "names": "label_names",
                 "meta": "batches.meta", "classes": 10,
                 "train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]},
@@ -28,6 +34,41 @@ LAYOUTS = {
                  "names": "fine_label_names", "meta": "meta", "classes": 100,
                  "train": ["train"], "test": ["test"]},
 }
+
+
+# The globals CIFAR's pickles reference: numpy arrays (numpy 1 and 2 module names) and bytes as
+# written by Python 3's protocol 2.
+ALLOWED_GLOBALS = frozenset({
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+})
+
+
+class CifarUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only :data:`ALLOWED_GLOBALS`: plain containers, strings,
+    numbers and numpy arrays load; a reference to anything else (``os.system``, ``eval``, a
+    class with a custom ``__reduce__``) raises before it is called."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in ALLOWED_GLOBALS:
+            raise pickle.UnpicklingError(f"it references {module}.{name}, which a CIFAR batch "
+                                         "never does (refused without running it)")
+        return super().find_class(module, name)
+
+
+def load_pickle(path: Path) -> Any:
+    """Reads a CIFAR pickle with :class:`CifarUnpickler` (Python 2 strings as bytes).
+
+    Raises:
+        DataFormatError: Not a pickle, or one that references a name CIFAR's files do not.
+    """
+    try:
+        with open(path, "rb") as handle:
+            return CifarUnpickler(handle, encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
+            IndexError) as err:
+        raise DataFormatError(f"{path} is not a CIFAR python batch (pickle): {err}") from None
 
 
 def _str_keys(batch: dict[Any, Any]) -> dict[str, Any]:
@@ -40,11 +81,7 @@ def read_batch(path: Path, labels_key: str, num_classes: int) -> tuple[np.ndarra
     Raises:
         DataFormatError: Not a pickle, keys missing, wrong row length, or a label out of range.
     """
-    try:
-        with open(path, "rb") as handle:
-            batch = pickle.load(handle, encoding="bytes")
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as err:
-        raise DataFormatError(f"{path} is not a CIFAR python batch (pickle): {err}") from None
+    batch = load_pickle(path)
     if not isinstance(batch, dict):
         raise DataFormatError(f"{path} holds a {type(batch).__name__}, not a CIFAR batch dict")
     batch = _str_keys(batch)
@@ -67,13 +104,9 @@ def read_batch(path: Path, labels_key: str, num_classes: int) -> tuple[np.ndarra
 
 def find_folder(path: str | None, layout: dict[str, Any], name: str) -> Path:
     """The folder holding the batches: ``path`` itself or its ``cifar-*-python`` child."""
-    if path is None:
-        raise DatasetNotFoundError(f"{name}: set data.train_path to the extracted "
-                                   f"{layout['folder']}/ folder (from the python version "
-                                   "archive on the CIFAR page); it is not downloaded at run time")
-    root = Path(path).expanduser()
-    if not root.is_dir():
-        raise DatasetNotFoundError(f"data.train_path={path!r} does not exist")
+    root = require_dir(path, "data.train_path",
+                       f"the extracted {layout['folder']}/ folder of {name} (from the python "
+                       "version archive on the CIFAR page; it is not downloaded at run time)")
     for folder in (root, root / layout["folder"]):
         if all((folder / f).is_file() for f in layout["train"] + layout["test"]):
             return folder
@@ -95,12 +128,12 @@ def load_cifar(name: str, train_path: str | None) -> ImageDataset:
     names = tuple(str(i) for i in range(layout["classes"]))
     meta_path = folder / layout["meta"]
     if meta_path.is_file():
-        with open(meta_path, "rb") as handle:
-            meta = _str_keys(pickle.load(handle, encoding="bytes"))
+        meta = load_pickle(meta_path)
+        meta = _str_keys(meta) if isinstance(meta, dict) else {}
         if layout["names"] in meta:
             names = tuple(n.decode() if isinstance(n, bytes) else str(n)
                           for n in meta[layout["names"]])
-    mean, std = channel_stats(splits["train"].images)
+    mean, std = channel_stats(splits["train"])
     return ImageDataset(splits["train"], splits["test"], names, mean, std)
 
 

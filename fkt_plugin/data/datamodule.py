@@ -1,5 +1,7 @@
 """The datamodule: uint8 tensors in memory, batched by index, made into views.
 
+Validation, training pool and labelled subset are index views of the dataset's splits
+(:class:`ImageSplit`), so a memory-mapped dataset is read batch by batch, never copied whole.
 With the kornia backend a training batch is one fancy-indexing of the uint8 tensor and its views
 are made on the device after the transfer; with the torchvision backend loader workers make each
 image's views on the CPU, as solo-learn and lightly do.
@@ -16,13 +18,9 @@ import torch
 from omegaconf import DictConfig
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
 
-from fkt_plugin.augmentation import (
-    DeviceAugmentation,
-    EvalTransform,
-    PerImageViews,
-    parse_pipelines,
-    require_backend,
-)
+from fkt_plugin.augmentation import DeviceAugmentation, EvalTransform, PerImageViews
+from fkt_plugin.augmentation.schema import BACKENDS, parse_pipelines
+from fkt_plugin.config import require_choice
 from fkt_plugin.data.dataset import ImageDataset, ImageSplit
 from fkt_plugin.data.samplers import TrainBatchSampler
 from fkt_plugin.data.splits import complement, hide_labels, stratified_pick
@@ -43,7 +41,7 @@ class IndexedBatches(Dataset):
     def __getitem__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor,
                                                             torch.Tensor]:
         index = torch.as_tensor(indices, dtype=torch.int64)
-        return index, self.split.images[index], self.split.targets[index]
+        return index, self.split.read(index), self.split.targets[index]
 
 
 class AugmentedImages(Dataset):
@@ -60,7 +58,7 @@ class AugmentedImages(Dataset):
         return len(self.split)
 
     def __getitem__(self, i: int) -> tuple[int, list[torch.Tensor], torch.Tensor]:
-        return i, self.views(self.split.images[i]), self.split.targets[i]
+        return i, self.views(self.split.read(i)), self.split.targets[i]
 
 
 class FKTDataModule(pl.LightningDataModule):
@@ -98,7 +96,7 @@ class FKTDataModule(pl.LightningDataModule):
                  labelled_share: float | None = None, backend: str = "kornia", seed: int = 0,
                  pin_memory: bool | None = None, persistent_workers: bool = True) -> None:
         super().__init__()
-        require_backend(backend)
+        require_choice(backend, "data.augmentation_backend", BACKENDS)
         if backend == "torchvision" and num_workers == 0:
             warnings.warn("data.augmentation_backend=torchvision with data.num_workers=0 "
                           "augments every image in the training process; set data.num_workers "
@@ -119,7 +117,7 @@ class FKTDataModule(pl.LightningDataModule):
         val_index = stratified_pick(train.targets, val_fraction, split_seed, at_least_one=False)
         self.val = train.subset(val_index)
         pool = train.subset(complement(val_index, len(train)))
-        pool = ImageSplit(pool.images, hide_labels(pool.targets, label_fraction, split_seed))
+        pool = pool.with_targets(hide_labels(pool.targets, label_fraction, split_seed))
         self.train = pool.subset((pool.targets >= 0).nonzero().flatten()) if labelled_only else pool
         self.test = dataset.test
 
@@ -140,7 +138,7 @@ class FKTDataModule(pl.LightningDataModule):
         """The training images that carry a label."""
         return self.train.subset((self.train.targets >= 0).nonzero().flatten())
 
-    def _process(self) -> tuple[int, int]:
+    def _rank_and_world_size(self) -> tuple[int, int]:
         """This process's rank and the number of processes (1 outside a distributed trainer)."""
         trainer = self.trainer
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
@@ -157,7 +155,7 @@ class FKTDataModule(pl.LightningDataModule):
                           **self._loader_options())
 
     def train_dataloader(self) -> DataLoader:
-        rank, world_size = self._process()
+        rank, world_size = self._rank_and_world_size()
         # Dropping the last partial batch keeps BatchNorm and NT-Xent away from tiny batches,
         # unless the split is smaller than one global batch.
         drop_last = len(self.train) > self.batch_size * world_size

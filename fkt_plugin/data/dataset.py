@@ -1,4 +1,9 @@
-"""The in-memory form every dataset adapter returns: uint8 images and integer targets."""
+"""The in-memory form every dataset adapter returns: uint8 images and integer targets.
+
+A split is a view: the images stay in their source tensor (often a memory map of a decode cache
+or a dataset file) and a split carved from another (validation, labelled subset, held-out test)
+holds only the row numbers it covers, so carving never copies pixels.
+"""
 
 from __future__ import annotations
 
@@ -12,26 +17,53 @@ class ImageSplit:
     """Images of one split, kept as uint8 so that augmentation happens on the device.
 
     Attributes:
-        images: ``(N, C, H, W)`` uint8.
-        targets: ``(N,)`` int64 class indices; -1 marks an unlabelled image.
+        source: ``(M, C, H, W)`` uint8 tensor the images are read from; shared, never copied,
+            by the splits carved from this one.
+        targets: ``(N,)`` int64 class indices of the split's images; -1 marks an unlabelled one.
+        rows: ``(N,)`` int64 rows of ``source`` that make up the split, in order; None: all
+            ``M`` rows (then ``N == M``).
     """
 
-    images: torch.Tensor
+    source: torch.Tensor
     targets: torch.Tensor
+    rows: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
-        if self.images.dtype != torch.uint8 or self.images.ndim != 4:
-            raise ValueError(f"images must be (N, C, H, W) uint8, got {tuple(self.images.shape)} "
-                             f"{self.images.dtype}")
-        if len(self.images) != len(self.targets):
-            raise ValueError(f"{len(self.images)} images but {len(self.targets)} targets")
+        if self.source.dtype != torch.uint8 or self.source.ndim != 4:
+            raise ValueError(f"images must be (N, C, H, W) uint8, got {tuple(self.source.shape)} "
+                             f"{self.source.dtype}")
+        count = len(self.source) if self.rows is None else len(self.rows)
+        if count != len(self.targets):
+            raise ValueError(f"{count} images but {len(self.targets)} targets")
 
     def __len__(self) -> int:
         return len(self.targets)
 
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of every image."""
+        channels, height, width = self.source.shape[1:]
+        return int(channels), int(height), int(width)
+
+    def read(self, positions: torch.Tensor | slice | int) -> torch.Tensor:
+        """The uint8 images at ``positions`` of this split: ``(K, C, H, W)``, or ``(C, H, W)``
+        for an int. Only those images are read from the source."""
+        if self.rows is None:
+            return self.source[positions]
+        return self.source[self.rows[positions]]
+
     def subset(self, index: torch.Tensor) -> ImageSplit:
-        """The images and targets at ``index``."""
-        return ImageSplit(self.images[index], self.targets[index])
+        """The images and targets at ``index`` (positions in this split), as a view."""
+        rows = index if self.rows is None else self.rows[index]
+        return ImageSplit(self.source, self.targets[index], rows)
+
+    def with_targets(self, targets: torch.Tensor) -> ImageSplit:
+        """The same images with other targets (e.g. labels hidden), as a view."""
+        return ImageSplit(self.source, targets, self.rows)
+
+    def materialise(self) -> ImageSplit:
+        """A split that owns a contiguous in-memory copy of its images."""
+        return ImageSplit(self.read(slice(None)).contiguous(), self.targets.clone())
 
 
 @dataclass(frozen=True)
@@ -61,7 +93,7 @@ class ImageDataset:
 
     @property
     def num_channels(self) -> int:
-        return self.train.images.shape[1]
+        return self.train.image_shape[0]
 
     def __post_init__(self) -> None:
         for split_name, split in (("train", self.train), ("test", self.test)):
@@ -73,12 +105,14 @@ class ImageDataset:
                 )
 
 
-def channel_stats(images: torch.Tensor, max_images: int = 10_000) -> tuple[tuple[float, ...],
-                                                                          tuple[float, ...]]:
-    """Per-channel mean and std in [0, 1] of ``(N, C, H, W)`` uint8 images (a seeded sample of
-    at most ``max_images``, so that large cached datasets are not read whole)."""
-    if len(images) > max_images:
-        index = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
-        images = images[index[:max_images].sort().values]
+def channel_stats(split: ImageSplit, max_images: int = 10_000) -> tuple[tuple[float, ...],
+                                                                       tuple[float, ...]]:
+    """Per-channel mean and std in [0, 1] of a split's images (a seeded sample of at most
+    ``max_images``, so that large cached datasets are not read whole)."""
+    if len(split) > max_images:
+        index = torch.randperm(len(split), generator=torch.Generator().manual_seed(0))
+        images = split.read(index[:max_images].sort().values)
+    else:
+        images = split.read(slice(None))
     pixels = images.float().div(255).transpose(0, 1).reshape(images.shape[1], -1)
     return tuple(pixels.mean(1).tolist()), tuple(pixels.std(1).tolist())

@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fkt_plugin.data.dataset import ImageDataset, ImageSplit
-from fkt_plugin.data.registry import DATASETS, DatasetNotFoundError
+from fkt_plugin.data.dataset import ImageDataset, ImageSplit, channel_stats
+from fkt_plugin.data.files import data_home
+from fkt_plugin.data.registry import DATASETS
+from fkt_plugin.errors import DataFormatError, DatasetNotFoundError
 
 CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -25,8 +27,6 @@ FILES = {
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
-TORCHVISION_ROOT = Path(os.environ.get("FKT_DATA_HOME", Path.home() / ".cache" / "fkt_plugin"))
-TORCHVISION_DIR = TORCHVISION_ROOT / "FashionMNIST" / "raw"
 IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
 HOW_TO_GET = (
     "get it with `make data` (as root on Debian: apt-get install dataset-fashion-mnist, "
@@ -35,8 +35,9 @@ HOW_TO_GET = (
 )
 
 
-class IDXFormatError(ValueError):
-    """A file is not a valid IDX file of the expected kind."""
+def torchvision_dir() -> Path:
+    """Where torchvision's download puts the files: under :func:`data_home`."""
+    return data_home() / "FashionMNIST" / "raw"
 
 
 def read_idx(path: Path, magic: int) -> np.ndarray:
@@ -50,28 +51,28 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
         ``(count, rows, cols)`` or ``(count,)`` uint8 array.
 
     Raises:
-        IDXFormatError: Wrong magic number, or fewer bytes than the header announces.
+        DataFormatError: Wrong magic number, or fewer bytes than the header announces.
     """
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as handle:
             raw = handle.read()
     except (OSError, EOFError) as err:
-        raise IDXFormatError(f"{path}: cannot be read as {'gzip' if opener is gzip.open else 'IDX'}"
-                             f" ({err})") from err
+        kind = "gzip" if opener is gzip.open else "IDX"
+        raise DataFormatError(f"{path}: cannot be read as {kind} ({err})") from err
     ndim = 3 if magic == IMAGE_MAGIC else 1
     header_len = 4 * (1 + ndim)
     if len(raw) < header_len:
-        raise IDXFormatError(f"{path}: {len(raw)} bytes is shorter than an IDX header")
+        raise DataFormatError(f"{path}: {len(raw)} bytes is shorter than an IDX header")
     header = np.frombuffer(raw[:header_len], dtype=">u4")
     if int(header[0]) != magic:
-        raise IDXFormatError(f"{path}: magic number {int(header[0])}, expected {magic} "
+        raise DataFormatError(f"{path}: magic number {int(header[0])}, expected {magic} "
                              f"({'images' if magic == IMAGE_MAGIC else 'labels'})")
     shape = tuple(int(v) for v in header[1:])
     expected = int(np.prod(shape))
     body = np.frombuffer(raw, dtype=np.uint8, offset=header_len)
     if body.size != expected:
-        raise IDXFormatError(f"{path}: header announces {expected} values of shape {shape}, "
+        raise DataFormatError(f"{path}: header announces {expected} values of shape {shape}, "
                              f"file holds {body.size} (truncated or corrupt)")
     return body.reshape(shape)
 
@@ -95,10 +96,10 @@ def find_fashion_mnist(path: str | os.PathLike[str] | None) -> Path:
                 f"data.train_path={str(path)!r} lacks {', '.join(missing)}; {HOW_TO_GET}"
             )
         return folder
-    for folder in (DEBIAN_DIR, TORCHVISION_DIR):
+    for folder in (DEBIAN_DIR, torchvision_dir()):
         if all((folder / name).exists() for name in needed):
             return folder
-    raise DatasetNotFoundError(f"Fashion-MNIST not found in {DEBIAN_DIR} or {TORCHVISION_DIR}; "
+    raise DatasetNotFoundError(f"Fashion-MNIST not found in {DEBIAN_DIR} or {torchvision_dir()}; "
                                f"{HOW_TO_GET}")
 
 
@@ -107,9 +108,9 @@ def _read_split(folder: Path, split: str) -> ImageSplit:
     images = read_idx(folder / images_file, IMAGE_MAGIC)
     labels = read_idx(folder / labels_file, LABEL_MAGIC)
     if len(images) != len(labels):
-        raise IDXFormatError(f"{folder}: {len(images)} {split} images but {len(labels)} labels")
+        raise DataFormatError(f"{folder}: {len(images)} {split} images but {len(labels)} labels")
     if len(labels) and labels.max() >= len(CLASS_NAMES):
-        raise IDXFormatError(f"{folder / labels_file}: label {labels.max()} is outside 0..9")
+        raise DataFormatError(f"{folder / labels_file}: label {labels.max()} is outside 0..9")
     return ImageSplit(torch.from_numpy(images.copy()).unsqueeze(1),
                       torch.from_numpy(labels.astype(np.int64)))
 
@@ -119,9 +120,9 @@ def load_fashion_mnist(train_path: str | None = None, **_: object) -> ImageDatas
     """Fashion-MNIST: 60,000 + 10,000 grey 28x28 images of 10 clothing classes."""
     folder = find_fashion_mnist(train_path)
     train, test = _read_split(folder, "train"), _read_split(folder, "test")
-    pixels = train.images.float().div(255)
-    return ImageDataset(train, test, CLASS_NAMES, mean=(pixels.mean().item(),),
-                        std=(pixels.std().item(),))
+    # 47 MB in memory: the statistics of every image, not of a sample.
+    mean, std = channel_stats(train, max_images=len(train))
+    return ImageDataset(train, test, CLASS_NAMES, mean, std)
 
 
 def obtain_fashion_mnist() -> Path:
@@ -144,7 +145,7 @@ def obtain_fashion_mnist() -> Path:
     try:
         from torchvision.datasets import FashionMNIST
 
-        FashionMNIST(str(TORCHVISION_ROOT), download=True)
+        FashionMNIST(str(data_home()), download=True)
         return find_fashion_mnist(None)
     except Exception as err:  # noqa: BLE001 - any download failure ends in the same advice
         raise DatasetNotFoundError(

@@ -26,21 +26,17 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
+from fkt_plugin.config import require_choice
 from fkt_plugin.data.dataset import ImageSplit
+from fkt_plugin.data.files import BAD_IMAGE_POLICIES, data_home
+from fkt_plugin.errors import DataFormatError
 
 Preprocess = Callable[[Image.Image], Image.Image]
-BAD_IMAGE_POLICIES = ("skip", "error")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-
-
-class DataFormatError(ValueError):
-    """A dataset file is not in the format its adapter expects; the message names the file."""
 
 
 def default_cache_dir() -> Path:
     """``$FKT_DATA_HOME/image_cache``, else ``~/.cache/fkt_plugin/image_cache``."""
-    home = Path(os.environ.get("FKT_DATA_HOME", Path.home() / ".cache" / "fkt_plugin"))
-    return home / "image_cache"
+    return data_home() / "image_cache"
 
 
 @dataclass
@@ -76,9 +72,9 @@ def resize_center_crop(size: int) -> Preprocess:
 
 
 def _decode(path: Path, mode: str, preprocess: Preprocess) -> np.ndarray:
-    with Image.open(path) as image:
-        image.load()
-        image = preprocess(image.convert(mode))
+    with Image.open(path) as source:
+        source.load()
+        image = preprocess(source.convert(mode))
     array = np.asarray(image, dtype=np.uint8)
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
@@ -112,9 +108,7 @@ def decode_files(files: Sequence[Path], targets: Sequence[int], size: int, *, mo
         DataFormatError: ``on_bad_image="error"`` and a file failed to decode, or every file
             failed.
     """
-    if on_bad_image not in BAD_IMAGE_POLICIES:
-        raise DataFormatError(f"data.on_bad_image={on_bad_image!r}; use one of "
-                              f"{', '.join(BAD_IMAGE_POLICIES)}")
+    require_choice(on_bad_image, "data.on_bad_image", BAD_IMAGE_POLICIES)
     files = [Path(f) for f in files]
     channels = 1 if mode == "L" else 3
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -128,9 +122,9 @@ def decode_files(files: Sequence[Path], targets: Sequence[int], size: int, *, mo
                            shape=(len(meta["targets"]), channels, size, size))
         split = ImageSplit(torch.from_numpy(images), torch.tensor(meta["targets"],
                                                                    dtype=torch.int64))
-        skipped = [tuple(s) for s in meta["skipped"]]
-        _warn_skipped(name, skipped, len(skipped) + len(meta["files"]))
-        return DecodedFiles(split, meta["files"], skipped, from_cache=True)
+        remembered = [(str(s[0]), str(s[1])) for s in meta["skipped"]]
+        _warn_skipped(name, remembered, len(remembered) + len(meta["files"]))
+        return DecodedFiles(split, meta["files"], remembered, from_cache=True)
     folder.mkdir(parents=True, exist_ok=True)
     partial = array_path.with_suffix(".u8.partial")
     buffer = np.memmap(partial, dtype=np.uint8, mode="w+",
@@ -186,9 +180,3 @@ def _warn_skipped(name: str, skipped: Sequence[tuple[str, str]], total: int) -> 
         warnings.warn(f"{name}: skipped {len(skipped)} of {total} images that could not be "
                       f"decoded: {listed}{' ...' if len(skipped) > 5 else ''}", stacklevel=3)
 
-
-def image_files(folder: Path) -> list[Path]:
-    """Image files directly in ``folder``, sorted by name (hidden files ignored)."""
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and not p.name.startswith(".")
-                  and p.suffix.lower() in IMAGE_SUFFIXES)

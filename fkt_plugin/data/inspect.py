@@ -18,7 +18,7 @@ from fkt_plugin.data.dataset import ImageDataset, ImageSplit
 def describe(dataset: ImageDataset, name: str, notes: Sequence[str] = ()) -> str:
     """A text summary: images per split and class (labelled, unlabelled), size, statistics."""
     lines = [f"dataset {name}: {dataset.num_classes} classes, {dataset.num_channels} channel(s), "
-             f"images {dataset.train.images.shape[2]}x{dataset.train.images.shape[3]} px",
+             f"images {dataset.train.image_shape[1]}x{dataset.train.image_shape[2]} px",
              f"channel mean {tuple(round(m, 4) for m in dataset.mean)}, "
              f"std {tuple(round(s, 4) for s in dataset.std)}"
              + (", ordinal grades (quadratic weighted kappa reported)" if dataset.ordinal
@@ -52,7 +52,7 @@ def load_with_notes(loader: Any, **options: Any) -> tuple[ImageDataset, list[str
 
 
 def _grid(images: torch.Tensor, titles: Sequence[str], path: Path, cols: int) -> Path:
-    from fkt_plugin.evaluation.plots import _save, plt
+    from fkt_plugin.evaluation.plots import plt, save_figure
 
     rows = math.ceil(len(images) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.8 * rows), squeeze=False)
@@ -63,7 +63,7 @@ def _grid(images: torch.Tensor, titles: Sequence[str], path: Path, cols: int) ->
         ax.imshow(picture[..., 0] if picture.shape[2] == 1 else picture,
                   cmap="gray" if picture.shape[2] == 1 else None, vmin=0, vmax=1)
         ax.set_title(title, fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def sample_grid(dataset: ImageDataset, path: str | Path, per_class: int = 4) -> Path:
@@ -72,7 +72,7 @@ def sample_grid(dataset: ImageDataset, path: str | Path, per_class: int = 4) -> 
     picks = []
     for c in range(dataset.num_classes):
         picks += (split.targets == c).nonzero().flatten()[:per_class].tolist()
-    images = split.images[picks].float() / 255
+    images = split.read(torch.tensor(picks, dtype=torch.int64)).float() / 255
     titles = [dataset.class_names[int(split.targets[i])] for i in picks]
     return _grid(images, titles, Path(path), cols=per_class * min(2, dataset.num_classes))
 
@@ -85,7 +85,7 @@ def views_grid(dataset: ImageDataset, pipelines: Sequence[DictConfig], path: str
     torch.manual_seed(seed)
     augment = DeviceAugmentation(pipelines, dataset.mean, dataset.std)
     index = torch.randperm(len(dataset.train))[:count]
-    originals = dataset.train.images[index]
+    originals = dataset.train.read(index)
     views = augment(originals)
     mean = torch.tensor(dataset.mean).view(1, -1, 1, 1)
     std = torch.tensor(dataset.std).view(1, -1, 1, 1)

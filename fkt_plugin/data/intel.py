@@ -10,11 +10,14 @@ resized. ``data.train_path`` may point at the dataset folder, at ``seg_train`` o
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fkt_plugin.data.dataset import ImageDataset, channel_stats
-from fkt_plugin.data.image_cache import decode_files, image_files, resize_square
-from fkt_plugin.data.image_folder import class_tree, join, require_dir
-from fkt_plugin.data.registry import DATASETS, DatasetNotFoundError
+from fkt_plugin.data.files import class_tree, image_files, require_dir
+from fkt_plugin.data.image_cache import decode_files, resize_square
+from fkt_plugin.data.registry import DATASETS
+from fkt_plugin.data.splits import join
+from fkt_plugin.errors import DatasetNotFoundError
 
 NATIVE_SIZE = 150
 
@@ -48,8 +51,9 @@ def load_intel(train_path: str | None = None, val_path: str | None = None,
                         "the Intel Image Classification folder (holding seg_train/)")
     root = find_root(given)
     size = image_size or NATIVE_SIZE
-    common = {"size": size, "preprocess": resize_square(size), "preprocess_name": "square",
-              "cache_dir": cache_dir, "on_bad_image": on_bad_image}
+    common: dict[str, Any] = {"size": size, "preprocess": resize_square(size),
+                              "preprocess_name": "square", "cache_dir": cache_dir,
+                              "on_bad_image": on_bad_image}
     names, files, targets = class_tree(_inner(root / "seg_train"))
     train = decode_files(files, targets, name="intel seg_train", **common).split
     test_dir = (require_dir(val_path, "data.val_path", "the seg_test folder") if val_path
@@ -57,7 +61,7 @@ def load_intel(train_path: str | None = None, val_path: str | None = None,
     if not test_dir.is_dir():
         raise DatasetNotFoundError(f"{test_dir} does not exist: the Intel folder needs seg_test/ "
                                    "(or set data.val_path)")
-    _, test_files, test_targets = class_tree(_inner(test_dir), names)
+    _names, test_files, test_targets = class_tree(_inner(test_dir), names)
     test = decode_files(test_files, test_targets, name="intel seg_test", **common).split
     pred_dir = root / "seg_pred"
     if pred_dir.is_dir():
@@ -65,5 +69,5 @@ def load_intel(train_path: str | None = None, val_path: str | None = None,
         if unlabelled:
             train = join(train, decode_files(unlabelled, [-1] * len(unlabelled),
                                              name="intel seg_pred", **common).split)
-    mean, std = channel_stats(train.images)
+    mean, std = channel_stats(train)
     return ImageDataset(train, test, names, mean, std)

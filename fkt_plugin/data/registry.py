@@ -10,6 +10,3 @@ from fkt_plugin.registry import Registry
 DatasetLoader = Callable[..., ImageDataset]
 DATASETS: Registry[DatasetLoader] = Registry("dataset")
 
-
-class DatasetNotFoundError(FileNotFoundError):
-    """The dataset's files are not where the cfg says; the message says how to get them."""

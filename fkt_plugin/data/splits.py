@@ -1,9 +1,13 @@
-"""Seeded, stratified splits: the validation split and the labelled fraction."""
+"""Seeded, stratified splits (the validation split, the labelled fraction, a held-out test
+split) and joining splits."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+
+from fkt_plugin.data.dataset import ImageSplit
+from fkt_plugin.errors import ConfigError
 
 
 def stratified_pick(targets: torch.Tensor, fraction: float, seed: int,
@@ -54,3 +58,21 @@ def class_weights(targets: torch.Tensor, num_classes: int) -> list[float]:
     counts = torch.bincount(targets[targets >= 0], minlength=num_classes).float()
     weights = torch.where(counts > 0, 1.0 / counts.clamp_min(1), torch.zeros(()))
     return (weights * (counts > 0).sum() / weights.sum()).tolist()
+
+
+def join(*splits: ImageSplit) -> ImageSplit:
+    """One split holding the images and targets of several, in order (a copy in memory)."""
+    return ImageSplit(torch.cat([s.read(slice(None)) for s in splits]),
+                      torch.cat([s.targets for s in splits]))
+
+
+def holdout(split: ImageSplit, fraction: float, seed: int) -> tuple[ImageSplit, ImageSplit]:
+    """A seeded stratified ``(rest, held_out)`` partition of a labelled split, as views.
+
+    Raises:
+        ConfigError: ``fraction`` is not in (0, 1) (it is ``data.holdout_fraction``).
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ConfigError(f"data.holdout_fraction={fraction!r} must be in (0, 1)")
+    held = stratified_pick(split.targets, fraction, seed)
+    return split.subset(complement(held, len(split))), split.subset(held)

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fkt_plugin.config import ConfigError
 from fkt_plugin.data.dataset import ImageDataset, ImageSplit, channel_stats
-from fkt_plugin.data.image_cache import DataFormatError
-from fkt_plugin.data.registry import DATASETS, DatasetNotFoundError
+from fkt_plugin.data.files import require_dir
+from fkt_plugin.data.registry import DATASETS
+from fkt_plugin.errors import ConfigError, DataFormatError, DatasetNotFoundError
 
 SIDE = 96
 RECORD = 3 * SIDE * SIDE  # 27,648 bytes per image
@@ -63,12 +63,9 @@ def read_folds(path: Path, train_size: int) -> list[np.ndarray]:
 
 
 def find_folder(path: str | None) -> Path:
-    if path is None:
-        raise DatasetNotFoundError("stl10: set data.train_path to the extracted stl10_binary/ "
-                                   "folder; it is not downloaded at run time")
-    root = Path(path).expanduser()
-    if not root.is_dir():
-        raise DatasetNotFoundError(f"data.train_path={path!r} does not exist")
+    """The folder holding the STL-10 binaries: ``path`` itself or its ``stl10_binary`` child."""
+    root = require_dir(path, "data.train_path", "the extracted stl10_binary/ folder (STL-10 is "
+                       "not downloaded at run time)")
     for folder in (root, root / "stl10_binary"):
         if all((folder / f).is_file() for f in NEEDED):
             return folder
@@ -109,5 +106,5 @@ def load_stl10(train_path: str | None = None, fold: int | None = None,
     train = ImageSplit(torch.from_numpy(np.concatenate(parts_x)),
                        torch.from_numpy(np.concatenate(parts_y)))
     test = ImageSplit(torch.from_numpy(np.ascontiguousarray(test_x)), torch.from_numpy(test_y))
-    mean, std = channel_stats(train.images)
+    mean, std = channel_stats(train)
     return ImageDataset(train, test, CLASS_NAMES, mean, std)

@@ -13,13 +13,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fkt_plugin.evaluation.features import Standardiser
+from fkt_plugin.evaluation.metrics import topk_accuracy
+
 
 @dataclass
 class LinearProbe:
     """A fitted probe: standardisation then a linear layer."""
 
-    mean: torch.Tensor
-    std: torch.Tensor
+    standardise: Standardiser
     linear: nn.Linear
     weight_decay: float
     val_acc1: float
@@ -27,7 +29,7 @@ class LinearProbe:
     @torch.no_grad()
     def scores(self, feats: torch.Tensor) -> torch.Tensor:
         """Class logits ``(N, C)`` of ``(N, D)`` features."""
-        return self.linear((feats - self.mean) / self.std)
+        return self.linear(self.standardise(feats))
 
 
 def _fit(x: torch.Tensor, y: torch.Tensor, num_classes: int, weight_decay: float,
@@ -61,14 +63,14 @@ def fit_linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.
     """
     if not weight_decays:
         raise ValueError("weight_decays is empty: give at least one L2 penalty, e.g. [0.0]")
-    mean, std = train_x.mean(0), train_x.std(0).nan_to_num(1.0).clamp_min(1e-6)
-    train_z, val_z = (train_x - mean) / std, (val_x - mean) / std
+    standardise = Standardiser.fit(train_x)
+    train_z, val_z = standardise(train_x), standardise(val_x)
     best: LinearProbe | None = None
     for weight_decay in weight_decays:
         linear = _fit(train_z, train_y, num_classes, float(weight_decay), max_iter)
         with torch.no_grad():
-            acc = (linear(val_z).argmax(1) == val_y).float().mean().item()
+            acc = topk_accuracy(linear(val_z), val_y, 1).item()
         if best is None or acc > best.val_acc1:
-            best = LinearProbe(mean, std, linear, float(weight_decay), acc)
+            best = LinearProbe(standardise, linear, float(weight_decay), acc)
     assert best is not None
     return best

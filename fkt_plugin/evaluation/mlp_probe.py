@@ -13,13 +13,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fkt_plugin.evaluation.features import Standardiser
+from fkt_plugin.evaluation.metrics import topk_accuracy
+
 
 @dataclass
 class MLPProbe:
     """A fitted probe: standardisation then ``Linear → BatchNorm → ReLU → Linear``."""
 
-    mean: torch.Tensor
-    std: torch.Tensor
+    standardise: Standardiser
     mlp: nn.Sequential
     best_epoch: int
     val_acc1: float
@@ -27,7 +29,7 @@ class MLPProbe:
     @torch.no_grad()
     def scores(self, feats: torch.Tensor) -> torch.Tensor:
         """Class logits ``(N, C)`` of ``(N, D)`` features."""
-        return self.mlp.eval()((feats - self.mean) / self.std)
+        return self.mlp.eval()(self.standardise(feats))
 
 
 def fit_mlp_probe(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor,
@@ -49,8 +51,8 @@ def fit_mlp_probe(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Ten
     """
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    mean, std = train_x.mean(0), train_x.std(0).nan_to_num(1.0).clamp_min(1e-6)
-    train_z, val_z = (train_x - mean) / std, (val_x - mean) / std
+    standardise = Standardiser.fit(train_x)
+    train_z, val_z = standardise(train_x), standardise(val_x)
     mlp = nn.Sequential(nn.Linear(train_x.shape[1], hidden_dim), nn.BatchNorm1d(hidden_dim),
                         nn.ReLU(inplace=True), nn.Linear(hidden_dim, num_classes))
     optimizer = torch.optim.AdamW(mlp.parameters(), lr=lr, weight_decay=weight_decay)
@@ -69,8 +71,8 @@ def fit_mlp_probe(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Ten
             optimizer.step()
             schedule.step()
         with torch.no_grad():
-            acc = (mlp.eval()(val_z).argmax(1) == val_y).float().mean().item()
+            acc = topk_accuracy(mlp.eval()(val_z), val_y, 1).item()
         if acc > best_acc:
             best_state, best_epoch, best_acc = copy.deepcopy(mlp.state_dict()), epoch, acc
     mlp.load_state_dict(best_state)
-    return MLPProbe(mean, std, mlp.eval(), best_epoch, best_acc)
+    return MLPProbe(standardise, mlp.eval(), best_epoch, best_acc)

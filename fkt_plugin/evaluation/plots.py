@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 
-def _save(fig: plt.Figure, path: str | Path) -> Path:
+def save_figure(fig: plt.Figure, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120, bbox_inches="tight")
@@ -43,14 +43,14 @@ def plot_confusion_matrix(matrix: Sequence[Sequence[int]], class_names: Sequence
             ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=7,
                     color="white" if rates[i, j] > 0.5 else "black")
     ax.set_title(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def embed_2d(features: torch.Tensor, seed: int = 0) -> np.ndarray:
     """``(N, 2)`` embedding of ``(N, D)`` features: UMAP where installed, else t-SNE."""
     x = features.numpy()
     try:
-        import umap  # type: ignore[import-not-found]
+        import umap
 
         return umap.UMAP(random_state=seed).fit_transform(x)
     except ImportError:
@@ -78,7 +78,7 @@ def plot_embeddings(panels: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     axes.flat[0].legend(markerscale=4, fontsize=7, loc="best")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_accuracy_vs_fraction(summary: Mapping[str, Mapping[float, tuple[float, float]]],
@@ -96,7 +96,7 @@ def plot_accuracy_vs_fraction(summary: Mapping[str, Mapping[float, tuple[float, 
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def read_epoch_metric(metrics_csv: str | Path, key: str) -> list[tuple[int, float]]:
@@ -127,4 +127,4 @@ def plot_training_curves(curves: Mapping[str, Mapping[str, str | Path]], key: st
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(curves):]:
         ax.axis("off")
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -22,16 +22,21 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from fkt_plugin.args.evaluation import validate_eval_cfg
+from fkt_plugin.args.run import validate_run_cfg
 from fkt_plugin.backbones import build_backbone
 from fkt_plugin.checkpoints import load_backbone_weights
-from fkt_plugin.config import compose_recipe, epochs_for, validate_eval_cfg, validate_run_cfg
+from fkt_plugin.config import epochs_for, plain_dict
 from fkt_plugin.data import FKTDataModule, ImageDataset
+from fkt_plugin.errors import CheckpointError, ConfigError, MissingPathError
 from fkt_plugin.evaluation.features import extract_features
-from fkt_plugin.evaluation.knn import knn_scores
+from fkt_plugin.evaluation.knn import KNNClassifier
 from fkt_plugin.evaluation.linear_probe import fit_linear_probe
-from fkt_plugin.evaluation.metrics import classification_metrics, confusion
+from fkt_plugin.evaluation.metrics import classification_metrics, confusion, topk_accuracy
 from fkt_plugin.evaluation.mlp_probe import fit_mlp_probe
 from fkt_plugin.evaluation.plots import plot_confusion_matrix, plot_embeddings
+from fkt_plugin.recipes import compose_recipe
+from fkt_plugin.runner import claim_run_dir, prepare, train
 
 
 def fraction_tag(fraction: float) -> str:
@@ -43,9 +48,11 @@ def load_run_config(run_dir: str | Path) -> DictConfig:
     """The saved ``config.yaml`` of a run directory."""
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: is {run_dir} a run directory made by "
+        raise MissingPathError(f"{path} does not exist: is {run_dir} a run directory made by "
                                 "fkt-train (<checkpoint.dir>/<name>)?")
     cfg = OmegaConf.load(path)
+    if not isinstance(cfg, DictConfig):
+        raise ConfigError(f"{path} is not a mapping of run settings")
     # Filled from the dataset when the run is prepared; not recipe keys.
     for key in ("num_classes", "num_channels", "ordinal", "class_weights"):
         cfg.data.pop(key, None)
@@ -59,7 +66,7 @@ def checkpoint_path(run_dir: str | Path, checkpoint: str) -> Path:
         path = Path(run_dir) / "checkpoints" / checkpoint
     if not path.is_file():
         found = sorted(p.name for p in (Path(run_dir) / "checkpoints").glob("*.ckpt"))
-        raise FileNotFoundError(f"checkpoint {checkpoint!r} not found in {run_dir}/checkpoints "
+        raise CheckpointError(f"checkpoint {checkpoint!r} not found in {run_dir}/checkpoints "
                                 f"(found: {', '.join(found) or 'none'}); has the run finished?")
     return path
 
@@ -84,8 +91,6 @@ def frozen_features(run_dir: str | Path, checkpoint: str, label_fraction: float 
         label_fraction: Labelled share of the training pool (default: the run's own).
         splits: Which splits to extract; the others are left empty.
     """
-    from fkt_plugin.runner import prepare
-
     cfg = load_run_config(run_dir)
     path = checkpoint_path(run_dir, checkpoint)
     if label_fraction is not None:
@@ -126,17 +131,14 @@ def frozen_protocol_scores(protocol: str, feats: FrozenFeatures,
         return probe.scores(test_x), {"weight_decay": probe.weight_decay,
                                       "val": {"acc1": probe.val_acc1}}
     if protocol == "mlp":
-        probe = fit_mlp_probe(train_x, train_y, val_x, val_y, num_classes,
-                              **OmegaConf.to_container(settings))
-        return probe.scores(test_x), {"best_epoch": probe.best_epoch,
-                                      "val": {"acc1": probe.val_acc1}}
+        mlp = fit_mlp_probe(train_x, train_y, val_x, val_y, num_classes,
+                            **plain_dict(settings))
+        return mlp.scores(test_x), {"best_epoch": mlp.best_epoch, "val": {"acc1": mlp.val_acc1}}
     if protocol == "knn":
-        val_scores = knn_scores(train_x, train_y, val_x, num_classes, settings.k,
-                                settings.temperature)
-        val_acc = (val_scores.argmax(1) == val_y).float().mean().item()
-        return (knn_scores(train_x, train_y, test_x, num_classes, settings.k,
-                           settings.temperature),
-                {"k": settings.k, "temperature": settings.temperature, "val": {"acc1": val_acc}})
+        knn = KNNClassifier(num_classes, settings.k, settings.temperature).fit(train_x, train_y)
+        val_acc = topk_accuracy(knn.scores(val_x), val_y, 1).item()
+        return knn.scores(test_x), {"k": settings.k, "temperature": settings.temperature,
+                                    "val": {"acc1": val_acc}}
     raise ValueError(f"{protocol!r} is not a frozen-feature protocol")
 
 
@@ -147,8 +149,6 @@ def finetune(run_dir: str | Path, checkpoint: str, label_fraction: float,
     Returns:
         The fine-tuning run's ``results.json`` content (model selected on validation).
     """
-    from fkt_plugin.runner import train
-
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
     path = checkpoint_path(run_dir, checkpoint)
@@ -180,13 +180,11 @@ def adopt_recipe(run_dir: Path, recipe: str | Path, checkpoint: str,
         FileNotFoundError: The recipe or the checkpoint file does not exist.
         ConfigError: The recipe is invalid, or ``run_dir`` holds a run with another config.
     """
-    from fkt_plugin.runner import claim_run_dir
-
     recipe = Path(recipe)
     if not recipe.is_file():
-        raise FileNotFoundError(f"recipe={recipe} does not exist")
+        raise MissingPathError(f"recipe={recipe} does not exist")
     if not Path(checkpoint).is_file():
-        raise FileNotFoundError(f"with recipe=, checkpoint must be a file path; {checkpoint} "
+        raise CheckpointError(f"with recipe=, checkpoint must be a file path; {checkpoint} "
                                 "does not exist")
     cfg = compose_recipe(recipe, [*(overrides or []), f"++name={run_dir.name}",
                                   f"checkpoint.dir={run_dir.resolve().parent}"])
@@ -194,14 +192,14 @@ def adopt_recipe(run_dir: Path, recipe: str | Path, checkpoint: str,
 
 
 def evaluate_run(eval_cfg: DictConfig) -> dict[str, dict[str, Any]]:
-    """Runs the protocols of an evaluation cfg (:data:`fkt_plugin.config.EVAL_DEFAULTS`).
+    """Runs the protocols of an evaluation cfg (:data:`fkt_plugin.args.evaluation.EVAL_DEFAULTS`).
 
     Returns:
         Protocol name → what was written to its ``eval/<protocol>-<tag>.json``.
     """
     eval_cfg = validate_eval_cfg(eval_cfg)
     if eval_cfg.run_dir is None:
-        raise FileNotFoundError("run_dir is not set: give run_dir=<checkpoint.dir>/<name>")
+        raise ConfigError("run_dir is not set: give run_dir=<checkpoint.dir>/<name>")
     run_dir = Path(eval_cfg.run_dir)
     if eval_cfg.recipe is not None:
         adopt_recipe(run_dir, eval_cfg.recipe, eval_cfg.checkpoint,

@@ -1,6 +1,8 @@
-"""The base every method shares: backbone, classifier, optimiser, schedule, logging, evaluation.
+"""The base every method shares: backbone, classifier, optimiser, schedule, logging, and the
+per-epoch validation (accuracy of its classifier, kNN on the features of the epoch).
 
-A method file holds only its heads and its self-supervised loss (:meth:`BaseMethod.ssl_loss`);
+A method file holds only its heads and its self-supervised loss (:meth:`BaseMethod.ssl_loss`,
+or the whole :meth:`BaseMethod.training_losses` for a joint loss);
 solo-learn's contract applies: one cfg, ``add_and_assert_specific_cfg``, ``learnable_params``,
 batches of ``(idx, views, targets)`` with target -1 for unlabelled images.
 """
@@ -8,29 +10,24 @@ batches of ``(idx, views, targets)`` with target -1 for unlabelled images.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from lightly.utils.benchmarking import knn_predict
 from lightly.utils.lars import LARS
 from lightly.utils.scheduler import CosineWarmupScheduler
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
+from fkt_plugin.augmentation.schema import count_views
 from fkt_plugin.backbones import build_backbone
-from fkt_plugin.config import ConfigError
-from fkt_plugin.evaluation.metrics import classification_metrics, confusion, topk_accuracy
+from fkt_plugin.errors import ConfigError, NonFiniteLossError
+from fkt_plugin.evaluation.knn import KNNBank, KNNClassifier
+from fkt_plugin.evaluation.metrics import topk_accuracy
 from fkt_plugin.losses import masked_cross_entropy
 
 Batch = tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]
-
-
-def count_views(augmentations: Sequence[Any]) -> int:
-    """Views per image that a recipe's augmentation pipelines make."""
-    return sum(int(pipe.get("num_crops", 1)) for pipe in augmentations)
 
 
 class BaseMethod(pl.LightningModule):
@@ -49,7 +46,7 @@ class BaseMethod(pl.LightningModule):
             the datamodule serves only labelled images.
 
     Args:
-        cfg: A validated run cfg (:func:`fkt_plugin.config.validate_run_cfg`) with
+        cfg: A validated run cfg (:func:`fkt_plugin.args.run.validate_run_cfg`) with
             ``data.num_classes`` and ``data.num_channels`` filled from the dataset.
     """
 
@@ -57,6 +54,7 @@ class BaseMethod(pl.LightningModule):
     ssl_views: ClassVar[int] = 2
     supervised_grad: ClassVar[bool] = False
     uses_unlabelled: ClassVar[bool] = True
+    class_weights: torch.Tensor | None
 
     def __init__(self, cfg: DictConfig | dict[str, Any]) -> None:
         super().__init__()
@@ -83,11 +81,14 @@ class BaseMethod(pl.LightningModule):
         weights = cfg.data.get("class_weights")
         self.register_buffer("class_weights",
                              torch.tensor(weights, dtype=torch.float32) if weights else None)
-        self._knn_bank: list[tuple[torch.Tensor, torch.Tensor]] = []
-        self._knn_reference: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._test_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
-        self.test_metrics: dict[str, float] = {}
-        self.test_confusion: list[list[int]] = []
+        self.knn_bank = (KNNBank(self.num_classes, cfg.knn_eval.k, cfg.knn_eval.temperature)
+                         if cfg.knn_eval.enabled else None)
+        self._knn: KNNClassifier | None = None
+        # Device-side running sums and the first non-finite loss, read by the host only at
+        # logging time: a check per step would stall the device once per step.
+        self._train_hits = torch.zeros(2)
+        self._first_bad_step = torch.full((), -1, dtype=torch.int64)
+        self._bad_terms: dict[str, torch.Tensor] = {}
 
     @classmethod
     def add_and_assert_specific_cfg(cls, cfg: DictConfig) -> DictConfig:
@@ -150,7 +151,7 @@ class BaseMethod(pl.LightningModule):
             return optimizer
         total_steps = int(self.trainer.estimated_stepping_batches)
         warmup_epochs = sched_cfg.warmup_epochs if sched_cfg.name == "warmup_cosine" else 0
-        warmup_steps = int(warmup_epochs * total_steps / self.trainer.max_epochs)
+        warmup_steps = int(warmup_epochs * total_steps / (self.trainer.max_epochs or 1))
         # lightly's scheduler scales each group's own lr, so the classifier keeps its ratio.
         scheduler = CosineWarmupScheduler(
             optimizer, warmup_epochs=warmup_steps, max_epochs=total_steps,
@@ -192,9 +193,24 @@ class BaseMethod(pl.LightningModule):
         """
         raise NotImplementedError(f"{type(self).__name__} has ssl_views > 0 but no ssl_loss")
 
-    def combine_losses(self, ssl: torch.Tensor, supervised: torch.Tensor) -> torch.Tensor:
-        """The training loss from its two terms (the joint method weights them)."""
-        return ssl + supervised
+    def training_losses(self, feats: dict[int, torch.Tensor], views: list[torch.Tensor],
+                        logits: torch.Tensor, targets: torch.Tensor
+                        ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The training loss and its terms to log: :meth:`ssl_loss` plus the classifier's
+        masked cross-entropy. A joint method overrides it with its own weighted loss.
+
+        Args:
+            feats: Backbone features ``(B, D)`` by view index (the views the step encoded).
+            views: All views of the batch.
+            logits: ``(B, C)`` classifier outputs of the supervised view.
+            targets: ``(B,)`` labels, -1 for unlabelled images.
+        """
+        class_loss = masked_cross_entropy(logits, targets, self.class_weights)
+        logs = {"train_class_loss": class_loss}
+        if not self.ssl_views:
+            return class_loss, logs
+        ssl, ssl_logs = self.ssl_loss([feats[i] for i in range(self.ssl_views)], views, targets)
+        return ssl + class_loss, logs | ssl_logs
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         _, views, targets = batch
@@ -202,46 +218,68 @@ class BaseMethod(pl.LightningModule):
                                                 | {self.supervised_view}))
         sup_feats = feats[self.supervised_view]
         logits = self.classifier(sup_feats if self.supervised_grad else sup_feats.detach())
-        labelled = targets >= 0
-        logs: dict[str, torch.Tensor] = {}
-        class_loss = masked_cross_entropy(logits, targets, self.class_weights)
-        if labelled.any():
-            logs["train_acc1"] = topk_accuracy(logits[labelled], targets[labelled], 1)
-        logs["train_class_loss"] = class_loss
-        ssl = torch.zeros((), device=logits.device)
-        if self.ssl_views:
-            ssl, ssl_logs = self.ssl_loss([feats[i] for i in range(self.ssl_views)], views,
-                                          targets)
-            logs |= ssl_logs
-        loss = self.combine_losses(ssl, class_loss)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"{self.cfg.method}: loss is {loss.item()} at epoch {self.current_epoch}, step "
-                f"{self.global_step} (self-supervised {ssl.item():.4g}, classification "
-                f"{class_loss.item():.4g}); checkpoints saved so far are intact. Lower "
-                f"optimizer.lr (now {self.cfg.optimizer.lr}) or check the input data."
-            )
+        loss, logs = self.training_losses(feats, views, logits, targets)
         logs["train_loss"] = loss
+        self._track(loss, logs, logits, targets)
         self.log_dict(logs, on_epoch=True, on_step=False, sync_dist=True,
                       batch_size=len(targets))
         self.log("loss", loss, prog_bar=True, logger=False)
-        if self.cfg.knn_eval.enabled and labelled.any():
-            self._knn_bank.append((F.normalize(sup_feats.detach()[labelled], dim=1),
-                                   targets[labelled]))
+        if self.knn_bank is not None:
+            self.knn_bank.add(sup_feats, targets)
         return loss
 
-    def on_train_epoch_start(self) -> None:
-        self._knn_bank.clear()
+    def _track(self, loss: torch.Tensor, logs: dict[str, torch.Tensor], logits: torch.Tensor,
+               targets: torch.Tensor) -> None:
+        """Updates, on the device, the epoch's labelled hits and count, and remembers the step
+        and terms of the first non-finite loss."""
+        labelled = targets >= 0
+        hits = ((logits.detach().argmax(1) == targets) & labelled).sum()
+        self._train_hits += torch.stack([hits, labelled.sum()]).to(self._train_hits)
+        first = ~torch.isfinite(loss.detach()) & (self._first_bad_step < 0)
+        self._first_bad_step = torch.where(first, self.global_step, self._first_bad_step)
+        for key, value in logs.items():
+            self._bad_terms[key] = torch.where(first, value.detach().float(),
+                                               self._bad_terms.get(key, torch.zeros_like(
+                                                   value.detach().float())))
 
-    def _start_evaluation(self) -> None:
-        # The bank is joined once per evaluation, not once per evaluated batch.
-        self._knn_reference = None
-        if self.cfg.knn_eval.enabled and self._knn_bank:
-            bank, targets = (torch.cat(t) for t in zip(*self._knn_bank, strict=True))
-            self._knn_reference = (bank.T.contiguous(), targets)
+    def check_finite(self) -> None:
+        """Raises if a step so far had a non-finite loss (one host-device synchronisation).
+
+        Raises:
+            NonFiniteLossError: The message names the step and the loss terms there.
+        """
+        step = int(self._first_bad_step)
+        if step < 0:
+            return
+        terms = ", ".join(f"{k.removeprefix('train_')} {float(v):.4g}"
+                          for k, v in self._bad_terms.items())
+        raise NonFiniteLossError(
+            f"{self.cfg.method}: the loss is not finite at step {step} (epoch "
+            f"{self.current_epoch}; {terms}); checkpoints saved so far are intact. Lower "
+            f"optimizer.lr (now {self.cfg.optimizer.lr}) or check the input data."
+        )
+
+    def on_train_batch_end(self, outputs: Any, batch: Batch, batch_idx: int) -> None:
+        if self.global_step % self.cfg.log_every_n_steps == 0:
+            self.check_finite()
+
+    def on_fit_start(self) -> None:
+        self._first_bad_step = self._first_bad_step.to(self.device)
+
+    def on_train_epoch_start(self) -> None:
+        if self.knn_bank is not None:
+            self.knn_bank.reset()
+        self._train_hits = torch.zeros(2, device=self.device)
+
+    def on_train_epoch_end(self) -> None:
+        hits, labelled = self.trainer.strategy.reduce(self._train_hits, reduce_op="sum").tolist()
+        if labelled:
+            self.log("train_acc1", hits / labelled)
 
     def on_validation_epoch_start(self) -> None:
-        self._start_evaluation()
+        # Before validation, hence before this epoch's checkpoints are written.
+        self.check_finite()
+        self._knn = self.knn_bank.classifier() if self.knn_bank is not None else None
 
     def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor],
                   prefix: str) -> dict[str, torch.Tensor]:
@@ -252,12 +290,9 @@ class BaseMethod(pl.LightningModule):
                    f"{prefix}_acc1": topk_accuracy(logits, targets, 1)}
         if self.num_classes >= 5:
             metrics[f"{prefix}_acc5"] = topk_accuracy(logits, targets, 5)
-        if self._knn_reference is not None:
-            bank, bank_targets = self._knn_reference
-            predicted = knn_predict(F.normalize(out["feats"], dim=1), bank, bank_targets,
-                                    self.num_classes, self.cfg.knn_eval.k,
-                                    self.cfg.knn_eval.temperature)
-            metrics[f"{prefix}_knn_acc1"] = (predicted[:, 0] == targets).float().mean()
+        if self._knn is not None:
+            metrics[f"{prefix}_knn_acc1"] = topk_accuracy(self._knn.scores(out["feats"]),
+                                                          targets, 1)
         self.log_dict(metrics, on_epoch=True, sync_dist=True, batch_size=len(targets),
                       prog_bar=prefix == "val")
         return out
@@ -266,18 +301,10 @@ class BaseMethod(pl.LightningModule):
         self._evaluate(batch, "val")
 
     def on_test_epoch_start(self) -> None:
-        self._start_evaluation()
-        self._test_outputs.clear()
+        self._knn = self.knn_bank.classifier() if self.knn_bank is not None else None
 
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        out = self._evaluate(batch, "test")
-        self._test_outputs.append((out["logits"].detach().float().cpu(), batch[1].cpu()))
-
-    def on_test_epoch_end(self) -> None:
-        scores, targets = (torch.cat(t) for t in zip(*self._test_outputs, strict=True))
-        predicted = scores.argmax(1)
-        self.test_metrics = classification_metrics(
-            targets, predicted, self.num_classes, scores=scores,
-            ordinal=bool(self.cfg.data.get("ordinal", False)),
-        )
-        self.test_confusion = confusion(targets, predicted, self.num_classes)
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor],
+                  batch_idx: int) -> dict[str, torch.Tensor]:
+        """Logs the test metrics and returns ``{"logits": (B, C)}`` for
+        :class:`~fkt_plugin.evaluation.callbacks.TestMetrics`."""
+        return {"logits": self._evaluate(batch, "test")["logits"]}

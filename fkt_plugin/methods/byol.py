@@ -12,7 +12,7 @@ from lightly.models.utils import deactivate_requires_grad, update_momentum
 from lightly.utils.scheduler import cosine_schedule
 from omegaconf import DictConfig
 
-from fkt_plugin.config import ConfigError, require_in_range
+from fkt_plugin.config import require_in_range, require_positive_int
 from fkt_plugin.methods.base import BaseMethod, Batch
 from fkt_plugin.methods.registry import METHODS
 
@@ -58,9 +58,7 @@ class BYOL(BaseMethod):
         require_in_range(kwargs.momentum_start, "method_kwargs.momentum_start", 0.0, 1.0)
         require_in_range(kwargs.momentum_end, "method_kwargs.momentum_end",
                          kwargs.momentum_start, 1.0)
-        if kwargs.proj_output_dim <= 0:
-            raise ConfigError(f"method_kwargs.proj_output_dim={kwargs.proj_output_dim!r} must "
-                              "be > 0")
+        require_positive_int(kwargs.proj_output_dim, "method_kwargs.proj_output_dim")
 
     @property
     def learnable_params(self) -> list[dict[str, Any]]:
@@ -91,6 +89,7 @@ class BYOL(BaseMethod):
                                kwargs.momentum_end)
 
     def on_train_batch_end(self, outputs: Any, batch: Batch, batch_idx: int) -> None:
+        super().on_train_batch_end(outputs, batch, batch_idx)
         tau = self.momentum()
         update_momentum(self.backbone, self.momentum_backbone, m=tau)
         update_momentum(self.projector, self.momentum_projector, m=tau)

@@ -8,8 +8,9 @@ import torch
 from lightly.loss import NTXentLoss
 from lightly.models.modules.heads import SimCLRProjectionHead
 from omegaconf import DictConfig
+from torch import nn
 
-from fkt_plugin.config import ConfigError
+from fkt_plugin.config import require_positive
 from fkt_plugin.methods.base import BaseMethod
 from fkt_plugin.methods.registry import METHODS
 
@@ -37,14 +38,18 @@ class SimCLR(BaseMethod):
         kwargs = self.cfg.method_kwargs
         self.projector = SimCLRProjectionHead(self.features_dim, kwargs.proj_hidden_dim,
                                               kwargs.proj_output_dim)
+        self.criterion = self.make_criterion(kwargs)
+
+    def make_criterion(self, kwargs: DictConfig) -> nn.Module:
+        """The loss module (NT-Xent here; the joint method's :class:`~fkt_plugin.losses.JointLoss`
+        adds its cross-entropy)."""
         # NTXentLoss L2-normalises the projections; negatives are gathered across ranks in DDP.
-        self.nt_xent = NTXentLoss(temperature=kwargs.temperature, gather_distributed=True)
+        return NTXentLoss(temperature=kwargs.temperature, gather_distributed=True)
 
     @staticmethod
     def check_kwargs(kwargs: DictConfig) -> None:
         BaseMethod.check_kwargs(kwargs)
-        if not kwargs.temperature > 0:
-            raise ConfigError(f"method_kwargs.temperature={kwargs.temperature!r} must be > 0")
+        require_positive(kwargs.temperature, "method_kwargs.temperature")
 
     @property
     def learnable_params(self) -> list[dict[str, Any]]:
@@ -55,8 +60,12 @@ class SimCLR(BaseMethod):
         out = super().forward(x)
         return out | {"z": self.projector(out["feats"])}
 
+    def projections(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, proj_output_dim)`` projections of the two SimCLR views' features."""
+        z0, z1 = self.projector(torch.cat(feats)).chunk(2)
+        return z0, z1
+
     def ssl_loss(self, feats: list[torch.Tensor], views: list[torch.Tensor],
                  targets: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        z0, z1 = self.projector(torch.cat(feats)).chunk(2)
-        loss = self.nt_xent(z0, z1)
+        loss = self.criterion(*self.projections(feats))
         return loss, {"train_nce_loss": loss}

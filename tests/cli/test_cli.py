@@ -12,9 +12,9 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from fkt_plugin.config import ConfigError
+from fkt_plugin.errors import ConfigError
 from fkt_plugin.runner import run_dir_of, train
-from tests.conftest import RECIPES, load_recipe, tiny_overrides
+from tests.helpers import RECIPES, load_recipe, tiny_overrides
 
 
 def fkt_train(*args: str, cwd: Path) -> subprocess.CompletedProcess:

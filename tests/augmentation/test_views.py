@@ -11,7 +11,7 @@ from fkt_plugin.augmentation import (
     PerImageViews,
     parse_pipelines,
 )
-from fkt_plugin.config import ConfigError
+from fkt_plugin.errors import ConfigError
 
 STRONG = {"rrc": {"enabled": True, "crop_min_scale": 0.2}, "crop_size": 24, "num_crops": 2,
           "color_jitter": {"prob": 0.8, "brightness": 0.4, "contrast": 0.4, "saturation": 0.4,

@@ -13,9 +13,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from omegaconf import DictConfig, OmegaConf
 
+from fkt_plugin.augmentation import count_views
 from fkt_plugin.data.samplers import TrainBatchSampler
 from fkt_plugin.methods import METHODS
-from fkt_plugin.methods.base import count_views
 
 WORLD_SIZE = 2
 PER_PROCESS = 12

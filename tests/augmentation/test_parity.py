@@ -138,7 +138,7 @@ def test_colour_jitter_applies_torchvision_formulas(factor: str) -> None:
     jitter = BatchColorJitter(**{factor: span}, p=1.0)
     torch.manual_seed(4)
     params = jitter.draw(len(images), images.device)
-    out = jitter.apply(images, params)
+    out = jitter.jitter(images, params)
     expected = torch.stack([ADJUST[factor](image, float(f))
                             for image, f in zip(images, params[factor], strict=True)])
     assert float((out - expected).abs().max()) < 1e-4
@@ -155,7 +155,7 @@ def test_colour_jitter_leaves_unselected_images_and_grey_hue_alone() -> None:
     jitter = BatchColorJitter(0.4, 0.4, 0.4, 0.1, p=0.5)
     torch.manual_seed(8)
     params = jitter.draw(len(images), images.device)
-    out = jitter.apply(images, params)
+    out = jitter.jitter(images, params)
     kept = ~params["apply"]
     assert 0 < int(kept.sum()) < 64 and torch.equal(out[kept], images[kept])
     assert not torch.allclose(out[~kept], images[~kept])

@@ -14,65 +14,28 @@ import torch
 from PIL import Image
 from skimage import data as skdata
 
-from fkt_plugin.config import ConfigError
-from fkt_plugin.data import DataFormatError, DatasetNotFoundError, load_dataset
+from fkt_plugin.data import load_dataset
 from fkt_plugin.data.aptos import circle_crop_then_resize
 from fkt_plugin.data.image_cache import decode_files, resize_square
+from fkt_plugin.errors import ConfigError, DataFormatError, DatasetNotFoundError
+from tests.helpers import REPO, make_cifar10, nchw, photo, write_cifar_batch
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field")
 
 
-def photo(name: str, size: int) -> np.ndarray:
-    """A real colour photo from scikit-image, resized to ``size`` x ``size``, HWC uint8."""
-    image = Image.fromarray(getattr(skdata, name)()).convert("RGB")
-    return np.asarray(image.resize((size, size), Image.Resampling.BILINEAR))
-
-
-def nchw(images: list[np.ndarray]) -> torch.Tensor:
-    return torch.from_numpy(np.stack(images).transpose(0, 3, 1, 2).copy())
-
-
 # ---------------------------------------------------------------- CIFAR (python pickles)
-
-def write_cifar_batch(path: Path, images: list[np.ndarray], labels: list[int],
-                      labels_key: str = "labels", bytes_keys: bool = True) -> None:
-    """A CIFAR python batch: rows of 1,024 R, then G, then B values, each plane row-major."""
-    rows = np.stack([img.transpose(2, 0, 1).reshape(-1) for img in images])
-    batch = {"batch_label": "fixture", labels_key: labels, "data": rows,
-             "filenames": [f"img_{i}.png" for i in range(len(images))]}
-    if bytes_keys:  # what cPickle wrote under Python 2
-        batch = {k.encode(): v for k, v in batch.items()}
-    path.write_bytes(pickle.dumps(batch, protocol=2))
-
 
 @pytest.fixture(scope="module")
 def cifar_photos() -> list[np.ndarray]:
     return [photo(name, 32) for name in PHOTOS]
 
 
-def make_cifar10(root: Path, photos: list[np.ndarray], bytes_keys: bool,
-                 per_batch: int = 2) -> Path:
-    """Five training batches of ``per_batch`` images (from the start of ``photos``) and a test
-    batch of the last three."""
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    for i in range(1, 6):
-        write_cifar_batch(folder / f"data_batch_{i}", photos[:per_batch],
-                          [(i + 3 * j) % 10 for j in range(per_batch)], bytes_keys=bytes_keys)
-    write_cifar_batch(folder / "test_batch", photos[-3:], [7, 8, 9], bytes_keys=bytes_keys)
-    names = [f"class{i}" for i in range(10)]
-    meta = {b"label_names" if bytes_keys else "label_names":
-            [n.encode() if bytes_keys else n for n in names]}
-    (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
-    return folder
-
-
 @pytest.mark.parametrize("bytes_keys", [True, False], ids=["python2-bytes-keys", "str-keys"])
 def test_cifar10_pixels_labels_and_names(tmp_path: Path, cifar_photos, bytes_keys: bool) -> None:
     make_cifar10(tmp_path, cifar_photos, bytes_keys)
     data = load_dataset("cifar10", str(tmp_path))  # the parent of cifar-10-batches-py works
-    assert torch.equal(data.train.images[:2], nchw(cifar_photos[:2]))
-    assert torch.equal(data.test.images, nchw(cifar_photos[2:]))
+    assert torch.equal(data.train.read(slice(None, 2)), nchw(cifar_photos[:2]))
+    assert torch.equal(data.test.read(slice(None)), nchw(cifar_photos[2:]))
     assert data.train.targets.tolist() == [1, 4, 2, 5, 3, 6, 4, 7, 5, 8]
     assert data.class_names[3] == "class3" and data.num_channels == 3
 
@@ -84,7 +47,7 @@ def test_cifar100_fine_labels(tmp_path: Path, cifar_photos) -> None:
     write_cifar_batch(folder / "test", cifar_photos[3:], [42, 7], "fine_labels")
     data = load_dataset("cifar100", str(folder))
     assert data.num_classes == 100 and data.train.targets.tolist() == [0, 55, 99]
-    assert torch.equal(data.test.images, nchw(cifar_photos[3:]))
+    assert torch.equal(data.test.read(slice(None)), nchw(cifar_photos[3:]))
 
 
 def test_cifar_bad_inputs(tmp_path: Path, cifar_photos) -> None:
@@ -128,13 +91,13 @@ def test_stl10_upright_one_based_labels_unlabelled_pool(tmp_path: Path) -> None:
     folder, photos = make_stl10(tmp_path)
     data = load_dataset("stl10", str(tmp_path))
     # Upright and in RGB order: equal to the source photos, not to their transposes.
-    assert torch.equal(data.train.images[:4], nchw(photos[:4]))
-    assert not torch.equal(data.train.images[:1], nchw(photos[:1]).transpose(2, 3))
+    assert torch.equal(data.train.read(slice(None, 4)), nchw(photos[:4]))
+    assert not torch.equal(data.train.read(slice(None, 1)), nchw(photos[:1]).transpose(2, 3))
     assert data.train.targets.tolist() == [0, 9, 2, 4, -1, -1]
     assert data.test.targets.tolist() == [1] and data.class_names[0] == "airplane"
     fold = load_dataset("stl10", str(folder), fold=1)
     assert fold.train.targets.tolist() == [9, 4, -1, -1]
-    assert torch.equal(fold.train.images[0], nchw(photos[1:2])[0])
+    assert torch.equal(fold.train.read(0), nchw(photos[1:2])[0])
     with pytest.raises(ConfigError, match=r"data.fold=5 must be an int in 0..1"):
         load_dataset("stl10", str(folder), fold=5)
 
@@ -187,20 +150,20 @@ def test_intel_pixels_labels_levels_and_unlabelled_pool(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     data = load_dataset("intel", str(root), cache_dir=str(cache))
     assert data.class_names == INTEL
-    assert data.train.images.shape == (8, 3, 150, 150)  # 6 + off-size + 1 unlabelled
+    assert data.train.read(slice(None)).shape == (8, 3, 150, 150)  # 6 + off-size + 1 unlabelled
     assert data.train.targets.tolist() == [0, 0, 1, 1, 1, 2, 2, -1]
     # Equal to an independent decoding of the JPEG, and close to the source photo (JPEG is
     # lossy), which a transposed or BGR image would not be.
     first = np.asarray(Image.open(files["seg_train/buildings/0"]))
-    assert torch.equal(data.train.images[0], torch.from_numpy(first.transpose(2, 0, 1).copy()))
+    assert torch.equal(data.train.read(0), torch.from_numpy(first.transpose(2, 0, 1).copy()))
     source = nchw([photo(PHOTOS[0], 150)])[0].float()
-    assert (data.train.images[0].float() - source).abs().mean() < 4
-    assert (data.train.images[0].float() - source.flip(0)).abs().mean() > 20
-    assert (data.train.images[0].float() - source.transpose(1, 2)).abs().mean() > 20
+    assert (data.train.read(0).float() - source).abs().mean() < 4
+    assert (data.train.read(0).float() - source.flip(0)).abs().mean() > 20
+    assert (data.train.read(0).float() - source.transpose(1, 2)).abs().mean() > 20
     assert data.test.targets.tolist() == [0, 1, 2]
     for level in (root / "seg_train", root / "seg_train" / "seg_train"):
         again = load_dataset("intel", str(level), cache_dir=str(cache))
-        assert torch.equal(again.train.images, data.train.images)
+        assert torch.equal(again.train.read(slice(None)), data.train.read(slice(None)))
 
 
 def test_intel_single_folder_level(tmp_path: Path) -> None:
@@ -241,11 +204,11 @@ def test_the_cache_is_reused_and_rebuilt_when_a_file_changes(tmp_path: Path) -> 
     first = decode_files(files, [0, 1, 2], **args)
     again = decode_files(files, [0, 1, 2], **args)
     assert not first.from_cache and again.from_cache
-    assert torch.equal(first.split.images, again.split.images)
+    assert torch.equal(first.split.read(slice(None)), again.split.read(slice(None)))
     Image.fromarray(photo("rocket", 40)).save(files[1])
     rebuilt = decode_files(files, [0, 1, 2], **args)
     assert not rebuilt.from_cache
-    assert torch.equal(rebuilt.split.images[1], nchw([photo("rocket", 40)])[0])
+    assert torch.equal(rebuilt.split.read(1), nchw([photo("rocket", 40)])[0])
 
 
 # ---------------------------------------------------------------- APTOS (CSV + PNG)
@@ -331,7 +294,7 @@ def test_folder_tree_unlabelled_pool_and_holdout(tmp_path: Path) -> None:
     assert data.class_names == ("cats", "dogs")
     assert data.test.targets.tolist() == [0, 0, 1, 1]
     assert data.train.targets.tolist() == [0, 0, 0, 1, 1, 1, -1]
-    assert data.train.images.shape[1:] == (3, 32, 32)
+    assert data.train.read(slice(None)).shape[1:] == (3, 32, 32)
     with pytest.raises(ConfigError, match="data.image_size is missing"):
         load_dataset("folder", str(root))
     with pytest.raises(DatasetNotFoundError, match="has no class folders.*holds 5 images "
@@ -341,7 +304,7 @@ def test_folder_tree_unlabelled_pool_and_holdout(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- recipes
 
-RECIPE_ROOT = Path(__file__).resolve().parents[1] / "recipes" / "pretrain"
+RECIPE_ROOT = REPO / "recipes" / "pretrain"
 ADAPTERS = ("cifar10", "cifar100", "stl10", "intel", "aptos", "folder")
 
 
@@ -350,7 +313,7 @@ ADAPTERS = ("cifar10", "cifar100", "stl10", "intel", "aptos", "folder")
 def test_every_dataset_has_a_valid_recipe_per_method(dataset: str, method: str) -> None:
     from hydra import compose, initialize_config_dir
 
-    from fkt_plugin.config import validate_run_cfg
+    from fkt_plugin.args.run import validate_run_cfg
 
     with initialize_config_dir(config_dir=str(RECIPE_ROOT / dataset), version_base="1.3"):
         cfg = validate_run_cfg(compose(config_name=method))
@@ -408,3 +371,29 @@ def test_fkt_data_inspect_reports_counts_skipped_files_and_draws(tmp_path: Path)
                               str(root)], capture_output=True, text=True, timeout=600)
     assert unknown.returncode == 2
     assert "unknown dataset 'imagenet'; known datasets: aptos, cifar10" in unknown.stderr
+
+
+class _RunsCode:
+    """A pickle payload that, unpickled by ``pickle.load``, calls ``exec`` on code that writes
+    a marker file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return exec, (f"open({str(self.marker)!r}, 'w').write('ran')",)
+
+
+def test_a_crafted_cifar_pickle_is_refused_without_running_its_code(tmp_path: Path,
+                                                                       cifar_photos) -> None:
+    folder = make_cifar10(tmp_path, cifar_photos, bytes_keys=True)
+    marker = tmp_path / "code-ran"
+    payload = pickle.dumps({b"data": _RunsCode(marker), b"labels": [0]}, protocol=2)
+    (folder / "data_batch_2").write_bytes(payload)
+    pickle.loads(payload)  # the payload is live: plain pickle runs it
+    assert marker.read_text() == "ran"
+    marker.unlink()
+    with pytest.raises(DataFormatError, match=r"data_batch_2 is not a CIFAR python batch.*"
+                                              r"references \S*builtin\S*\.exec.*refused"):
+        load_dataset("cifar10", str(folder))
+    assert not marker.exists()

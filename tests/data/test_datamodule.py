@@ -11,18 +11,18 @@ import torch
 from omegaconf import OmegaConf
 
 from fkt_plugin.augmentation import parse_pipelines
-from fkt_plugin.config import ConfigError
 from fkt_plugin.data import FKTDataModule, load_dataset
-from fkt_plugin.data.fashion_mnist import IMAGE_MAGIC, IDXFormatError, read_idx
+from fkt_plugin.data.fashion_mnist import IMAGE_MAGIC, read_idx
 from fkt_plugin.data.splits import hide_labels, stratified_pick
-from tests.conftest import RECIPES, write_idx
+from fkt_plugin.errors import ConfigError, DataFormatError
+from tests.helpers import RECIPES, write_idx
 
 
 def test_decoded_images_and_labels_equal_the_source(fmnist_dir: Path, digits28) -> None:
     images, labels = digits28
     data = load_dataset("fashion_mnist", str(fmnist_dir))
-    assert data.train.images.shape == (1400, 1, 28, 28) and data.num_channels == 1
-    assert torch.equal(data.train.images[:, 0], torch.from_numpy(images[:1400]))
+    assert data.train.read(slice(None)).shape == (1400, 1, 28, 28) and data.num_channels == 1
+    assert torch.equal(data.train.read(slice(None))[:, 0], torch.from_numpy(images[:1400]))
     assert torch.equal(data.test.targets, torch.from_numpy(labels[1400:]).long())
     assert data.num_classes == 10
     pixels = images[:1400].astype(np.float64) / 255
@@ -32,7 +32,7 @@ def test_decoded_images_and_labels_equal_the_source(fmnist_dir: Path, digits28) 
 def test_wrong_magic_is_named(tmp_path: Path, digits28) -> None:
     path = tmp_path / "labels.gz"
     write_idx(path, digits28[1])  # a labels file where images are expected
-    with pytest.raises(IDXFormatError, match="magic number 2049, expected 2051"):
+    with pytest.raises(DataFormatError, match="magic number 2049, expected 2051"):
         read_idx(path, IMAGE_MAGIC)
 
 
@@ -42,7 +42,7 @@ def test_truncated_file_is_named(tmp_path: Path, digits28) -> None:
     raw = gzip.decompress(full.read_bytes())
     cut = tmp_path / "cut.gz"
     cut.write_bytes(gzip.compress(raw[:-100]))
-    with pytest.raises(IDXFormatError, match="truncated or corrupt"):
+    with pytest.raises(DataFormatError, match="truncated or corrupt"):
         read_idx(cut, IMAGE_MAGIC)
 
 
@@ -50,7 +50,7 @@ def test_label_outside_the_classes_is_refused(tmp_path: Path, fmnist_dir: Path) 
     for name in fmnist_dir.iterdir():
         (tmp_path / name.name).write_bytes(name.read_bytes())
     write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.full(397, 12, dtype=np.uint8))
-    with pytest.raises(IDXFormatError, match="label 12 is outside 0..9"):
+    with pytest.raises(DataFormatError, match="label 12 is outside 0..9"):
         load_dataset("fashion_mnist", str(tmp_path))
 
 
@@ -85,8 +85,8 @@ def test_splits_are_disjoint_and_keep_unlabelled_images(fmnist_dir: Path) -> Non
     assert len(dm.val) + len(dm.train) == 1400
     labelled = (dm.train.targets >= 0).sum().item()
     assert labelled == pytest.approx(0.1 * len(dm.train), abs=10)
-    train_rows = {bytes(img.numpy()) for img in dm.train.images}
-    assert not any(bytes(img.numpy()) in train_rows for img in dm.val.images)
+    train_rows = {bytes(img.numpy()) for img in dm.train.read(slice(None))}
+    assert not any(bytes(img.numpy()) in train_rows for img in dm.val.read(slice(None)))
     only = _datamodule(fmnist_dir, labelled_only=True)
     assert len(only.train) == labelled and (only.train.targets >= 0).all()
 
@@ -100,7 +100,7 @@ def test_batches_become_views_on_the_device(fmnist_dir: Path) -> None:
     dm = _datamodule(fmnist_dir)
     idx, images, targets = next(iter(dm.train_dataloader()))
     assert images.dtype == torch.uint8 and images.shape == (50, 1, 28, 28)
-    assert torch.equal(images, dm.train.images[idx]) and torch.equal(targets, dm.train.targets[idx])
+    assert torch.equal(images, dm.train.read(idx)) and torch.equal(targets, dm.train.targets[idx])
     dm.trainer = _Trainer(training=True)
     _, views, same_targets = dm.on_after_batch_transfer((idx, images, targets), 0)
     assert len(views) == 3 and all(v.shape == (50, 1, 28, 28) for v in views)

@@ -1,0 +1,100 @@
+"""The schema of a comparison sweep (``fkt-compare``): arms × label fractions × seeds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig, open_dict
+
+from fkt_plugin.args.evaluation import PROTOCOLS, validate_eval_cfg
+from fkt_plugin.config import (
+    HYDRA_KEYS,
+    epochs_for,
+    fill_defaults,
+    mapping_copy,
+    require_in_range,
+    unknown_keys,
+)
+from fkt_plugin.errors import ConfigError
+
+COMPARE_DEFAULTS: dict[str, Any] = {
+    # Folder of the arms' training recipes; relative paths start at the compare recipe's folder.
+    "recipes": None,
+    "out": "compare_runs",
+    "fractions": [0.01, 0.1, 1.0],
+    "seeds": [0, 1, 2],
+    # Hydra overrides applied to every training run of the sweep.
+    "overrides": [],
+    "arms": [],
+    # Settings of the evaluation protocols (keys of EVAL_DEFAULTS; run_dir etc. are set per run).
+    "eval": {},
+    # The t-SNE figure shows every arm at one label fraction (null: the smallest) and seed
+    # (null: the first).
+    "embedding": {"fraction": None, "seed": None, "samples": 2000},
+    # true: train nothing, summarise the runs finished so far.
+    "summary_only": False,
+}
+
+ARM_DEFAULTS: dict[str, Any] = {
+    "name": None,
+    "recipe": None,
+    "recipe_overrides": [],
+    # An int, or a mapping label fraction → epochs (fewer labels, more epochs per label).
+    "epochs": None,
+    # null: the run's own classifier; else an evaluation protocol of the trained backbone.
+    "protocol": None,
+    "overrides": [],
+    # null: every fraction of the sweep; else the subset this arm runs at.
+    "fractions": None,
+}
+
+
+def validate_compare_cfg(cfg: DictConfig) -> DictConfig:
+    """Fills :data:`COMPARE_DEFAULTS` (and each arm's :data:`ARM_DEFAULTS`) and validates.
+
+    Raises:
+        ConfigError: Unknown keys, no arms, an arm without name/recipe/epochs, an unknown
+            protocol, duplicate arm names, empty seeds, or a fraction outside (0, 1].
+    """
+    extra = [k for k in unknown_keys(cfg, COMPARE_DEFAULTS) if k.split(".")[0] not in HYDRA_KEYS]
+    extra = [k for k in extra if not k.startswith(("arms", "eval"))]
+    if extra:
+        raise ConfigError(f"unknown compare keys: {', '.join(extra)}; known: "
+                          f"{', '.join(COMPARE_DEFAULTS)}")
+    fill_defaults(cfg, COMPARE_DEFAULTS)
+    if cfg.recipes is None:
+        raise ConfigError("recipes is not set: give the folder of the arms' training recipes")
+    if not cfg.seeds:
+        raise ConfigError("seeds is empty: give at least one seed, e.g. seeds=[0]")
+    if not cfg.fractions:
+        raise ConfigError("fractions is empty: give label fractions in (0, 1], e.g. [0.1]")
+    for fraction in cfg.fractions:
+        require_in_range(fraction, "fractions[...]", 0.0, 1.0, low_open=True)
+    if not cfg.arms:
+        raise ConfigError("arms is empty: declare at least one arm (name, recipe, epochs)")
+    names = set()
+    for i, arm in enumerate(cfg.arms):
+        bad = unknown_keys(arm, ARM_DEFAULTS)
+        if bad:
+            raise ConfigError(f"arms[{i}] has unknown keys {', '.join(bad)}; known: "
+                              f"{', '.join(ARM_DEFAULTS)}")
+        fill_defaults(arm, ARM_DEFAULTS, prefix=f"arms[{i}].")
+        for key in ("name", "recipe", "epochs"):
+            if arm[key] is None:
+                raise ConfigError(f"arms[{i}].{key} is missing")
+        if arm.name in names:
+            raise ConfigError(f"two arms are named {arm.name!r}; arm names must be unique")
+        names.add(arm.name)
+        if arm.protocol is not None and arm.protocol not in PROTOCOLS:
+            raise ConfigError(f"arms[{i}].protocol={arm.protocol!r} is unknown; use null (the "
+                              f"run's own classifier) or one of {', '.join(PROTOCOLS)}")
+        if arm.fractions is not None:
+            outside = [f for f in arm.fractions if f not in cfg.fractions]
+            if outside or not arm.fractions:
+                raise ConfigError(f"arms[{i}].fractions={list(arm.fractions)} must be a "
+                                  f"non-empty subset of fractions={list(cfg.fractions)}")
+        for fraction in arm.fractions or cfg.fractions:
+            epochs_for(arm.epochs, fraction, f"arms[{i}].epochs")
+    with open_dict(cfg):
+        cfg.eval = validate_eval_cfg(mapping_copy(cfg.eval, "eval"))
+    return cfg

@@ -1,0 +1,179 @@
+"""The schema of a training run (``fkt-train``, every arm of ``fkt-compare``): defaults and
+validation at the edge, before anything is loaded or trained.
+
+A run's cfg follows solo-learn's recipe schema (``method``, ``backbone``, ``method_kwargs``,
+``data``, ``optimizer``, ``scheduler``, ``checkpoint``, ``auto_resume``, ``augmentations``,
+``max_epochs``, ...). :func:`validate_run_cfg` fills what a recipe leaves out from
+:data:`RUN_DEFAULTS`, checks values against the registries, and lets the chosen method fill its
+own ``method_kwargs``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, open_dict
+
+from fkt_plugin.args.solo_lars import translate_solo_lars_kwargs
+from fkt_plugin.augmentation import parse_pipelines
+from fkt_plugin.augmentation.schema import BACKENDS
+from fkt_plugin.backbones import BACKBONES
+from fkt_plugin.config import (
+    HYDRA_KEYS,
+    fill_defaults,
+    require_choice,
+    require_in_range,
+    require_positive,
+    require_positive_int,
+    unknown_keys,
+)
+from fkt_plugin.data import DATASETS
+from fkt_plugin.data.files import BAD_IMAGE_POLICIES
+from fkt_plugin.errors import ConfigError
+from fkt_plugin.methods import METHODS
+
+RUN_DEFAULTS: dict[str, Any] = {
+    "name": None,
+    "seed": 5,
+    "backbone": {"name": "small_cnn", "kwargs": {}},
+    "method_kwargs": {},
+    # A checkpoint whose backbone initialises this run (ours, solo-learn's, or a state dict).
+    "pretrained_feature_extractor": None,
+    "data": {
+        "dataset": "fashion_mnist",
+        "train_path": None,
+        "val_path": None,
+        "label_fraction": 1.0,
+        "val_fraction": 0.1,
+        "split_seed": 0,
+        "num_workers": 0,
+        # kornia: views made on the training device from uint8 batches; torchvision: per image
+        # in the loader workers (solo-learn's way), for comparison on the same recipe.
+        "augmentation_backend": "kornia",
+        # null: pin host memory when CUDA is available.
+        "pin_memory": None,
+        "persistent_workers": True,
+        # null: uniform batches; a share in (0, 1]: that share of every batch is labelled.
+        "labelled_share": None,
+        # Adapters of image files: decode once to image_size (null: the dataset's own size)
+        # into cache_dir (null: $FKT_DATA_HOME or ~/.cache/fkt_plugin); skip or stop at a file
+        # that does not decode.
+        "image_size": None,
+        "cache_dir": None,
+        "on_bad_image": "skip",  # or "error": see data.files.BAD_IMAGE_POLICIES
+        # folder: a folder of unlabelled images added to the self-supervised pool.
+        "unlabelled_path": None,
+        # stl10: one of the 10 official folds as the labelled images (null: all).
+        "fold": None,
+        # aptos, and folder without val_path: the stratified share held out as the test split.
+        "holdout_fraction": 0.2,
+        # Weight the classification loss by inverse class frequency (imbalanced datasets).
+        "class_weighted_loss": False,
+    },
+    "optimizer": {
+        "name": "sgd",
+        "batch_size": 256,
+        "lr": 0.06,
+        "classifier_lr": 0.1,
+        "weight_decay": 5e-4,
+        "kwargs": {},
+    },
+    "scheduler": {
+        "name": "warmup_cosine",
+        "warmup_epochs": 0.0,
+        "warmup_start_lr": 0.0,
+        "min_lr": 0.0,
+    },
+    # Channels-last convolutions (solo-learn's key); torch.compile of the backbone, off by
+    # default because compiling costs minutes and needs a C compiler.
+    "performance": {"disable_channel_last": False, "compile": False, "compile_mode": None},
+    "knn_eval": {"enabled": True, "k": 20, "temperature": 0.07},
+    "checkpoint": {"enabled": True, "dir": "trained_models", "frequency": 1},
+    "auto_resume": {"enabled": True},
+    "max_epochs": 100,
+    "accelerator": "auto",
+    "devices": 1,
+    "num_nodes": 1,
+    # Lightning's strategy (ddp for several devices); BatchNorm synchronised across processes.
+    "strategy": "auto",
+    "sync_batchnorm": False,
+    # 32-true, bf16-mixed (GPUs from Ampere on, and CPUs), 16-mixed.
+    "precision": "32-true",
+    "log_every_n_steps": 20,
+}
+
+OPTIMIZERS = ("sgd", "lars", "adam", "adamw")
+SCHEDULERS = ("warmup_cosine", "cosine", "none")
+# solo-learn's rule: ResNets on these CIFAR-sized images get the 3x3 stem without max-pool.
+SMALL_IMAGE_DATASETS = ("cifar10", "cifar100", "fashion_mnist")
+
+
+def validate_run_cfg(cfg: DictConfig) -> DictConfig:
+    """Fills defaults into a run cfg and validates it, including the method's own kwargs.
+
+    Args:
+        cfg: A recipe as loaded by hydra (solo-learn schema).
+
+    Returns:
+        The same cfg, completed.
+
+    Raises:
+        ConfigError: A value is missing or out of range; the message says which and how to fix it.
+        UnknownNameError: The method, backbone or dataset name is not registered.
+    """
+    if cfg.get("method") is None:
+        raise ConfigError(
+            "no method given: pass a recipe (e.g. --config-path recipes/pretrain/fashion_mnist "
+            "--config-name fkt_joint) or +method=<name>; known methods: "
+            f"{', '.join(sorted(METHODS))}"
+        )
+    method_cls = METHODS[cfg.method]
+    extra = [k for k in unknown_keys(cfg, RUN_DEFAULTS) if k.split(".")[0] not in HYDRA_KEYS]
+    extra = [k for k in extra if k not in {"method", "augmentations"}]
+    if extra:
+        warnings.warn(f"config keys not used by fkt-train: {', '.join(extra)}", stacklevel=2)
+    fill_defaults(cfg, RUN_DEFAULTS)
+    BACKBONES[cfg.backbone.name]
+    DATASETS[cfg.data.dataset]
+    _check_data(cfg.data)
+    _check_optimisation(cfg)
+    if (cfg.backbone.name.startswith("resnet") and "small_stem" not in cfg.backbone.kwargs
+            and cfg.data.dataset in SMALL_IMAGE_DATASETS):
+        with open_dict(cfg):
+            cfg.backbone.kwargs.small_stem = True
+    if cfg.get("augmentations") is None:
+        raise ConfigError(
+            "augmentations is missing: add a list of pipelines (solo-learn's schema), e.g. "
+            "defaults: [_self_, {augmentations: symmetric.yaml}]"
+        )
+    if not isinstance(cfg.augmentations, ListConfig):
+        raise ConfigError("augmentations must be a list of pipelines (solo-learn's schema)")
+    parse_pipelines(cfg.augmentations)
+    if cfg.name is None:
+        with open_dict(cfg):
+            cfg.name = (f"{cfg.method}-{cfg.data.dataset}-labels{cfg.data.label_fraction:g}"
+                        f"-seed{cfg.seed}")
+    return method_cls.add_and_assert_specific_cfg(cfg)
+
+
+def _check_data(data: DictConfig) -> None:
+    require_in_range(data.label_fraction, "data.label_fraction", 0.0, 1.0, low_open=True)
+    require_in_range(data.val_fraction, "data.val_fraction", 0.0, 0.5)
+    require_choice(data.on_bad_image, "data.on_bad_image", BAD_IMAGE_POLICIES)
+    if data.image_size is not None:
+        require_positive_int(data.image_size, "data.image_size")
+    require_choice(data.augmentation_backend, "data.augmentation_backend", BACKENDS)
+    if data.labelled_share is not None:
+        require_in_range(data.labelled_share, "data.labelled_share", 0.0, 1.0, low_open=True)
+
+
+def _check_optimisation(cfg: DictConfig) -> None:
+    require_choice(cfg.optimizer.name, "optimizer.name", OPTIMIZERS)
+    if cfg.optimizer.name == "lars":
+        translate_solo_lars_kwargs(cfg.optimizer)
+    require_choice(cfg.scheduler.name, "scheduler.name", SCHEDULERS)
+    for key in ("lr", "classifier_lr"):
+        require_positive(cfg.optimizer[key], f"optimizer.{key}")
+    require_positive_int(cfg.optimizer.batch_size, "optimizer.batch_size")
+    require_positive_int(cfg.max_epochs, "max_epochs")

@@ -1,0 +1,106 @@
+"""The package's shape: no import cycles (imports inside functions included), a leaf ``config``
+module, no private name imported from another package, and one error base."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from pathlib import Path
+
+import fkt_plugin
+from fkt_plugin import errors
+
+PACKAGE = Path(fkt_plugin.__file__).parent
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path) -> list[tuple[str, list[str]]]:
+    """``(module, names)`` of every import statement, at any depth (functions included)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, []) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.module, [alias.name for alias in node.names]))
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module → the package modules it imports (``from a.b import c`` counts ``a.b.c`` when
+    that is a module)."""
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for name, path in modules.items():
+        for module, names in imports_of(path):
+            for target in [module, *(f"{module}.{n}" for n in names)]:
+                if target in modules and target != name:
+                    graph[name].add(target)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in graph[node]:
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in graph:
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_import_cycles_counting_imports_inside_functions() -> None:
+    graph = import_graph()
+    assert len(graph) > 50  # the whole package was read
+    assert cycles(graph) == []
+
+
+def test_config_is_a_leaf_that_imports_no_registry() -> None:
+    assert import_graph()["fkt_plugin.config"] <= {"fkt_plugin.errors"}
+
+
+def test_no_private_name_is_imported_from_another_package() -> None:
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        here = module_name(path).rsplit(".", 1)[0]
+        for module, names in imports_of(path):
+            private = [n for n in names if n.startswith("_") and n != "__version__"]
+            if module.startswith("fkt_plugin") and private and module.rsplit(".", 1)[0] != here:
+                offenders.append(f"{path.name}: from {module} import {', '.join(private)}")
+    assert offenders == []
+
+
+def test_every_error_the_package_defines_derives_from_one_base() -> None:
+    classes = [c for _, c in inspect.getmembers(errors, inspect.isclass)
+               if c.__module__ == errors.__name__]
+    assert len(classes) >= 8
+    assert all(issubclass(c, errors.FKTError) for c in classes)
