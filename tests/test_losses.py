@@ -70,3 +70,12 @@ def test_the_lightly_example_trains_a_few_steps(fmnist_dir, capsys) -> None:
                          "--label-fraction", "0.5"])
     assert torch.isfinite(torch.tensor(loss))
     assert "epoch 0: loss" in capsys.readouterr().out
+
+
+def test_the_fkt_joint_method_computes_its_loss_with_joint_loss(make_cfg) -> None:
+    from fkt_plugin import METHODS
+
+    model = METHODS["fkt_joint"](make_cfg("fkt_joint", "method_kwargs.ssl_weight=0.25",
+                                          "method_kwargs.sup_weight=4.0"))
+    assert isinstance(model.criterion, JointLoss)
+    assert (model.criterion.ssl_weight, model.criterion.sup_weight) == (0.25, 4.0)

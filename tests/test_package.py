@@ -104,3 +104,12 @@ def test_every_error_the_package_defines_derives_from_one_base() -> None:
                if c.__module__ == errors.__name__]
     assert len(classes) >= 8
     assert all(issubclass(c, errors.FKTError) for c in classes)
+
+
+def test_no_dataset_adapter_imports_another() -> None:
+    from fkt_plugin.data import DATASETS
+
+    adapters = {DATASETS[name].__module__ for name in DATASETS}
+    assert len(adapters) >= 6
+    graph = import_graph()
+    assert {a: graph[a] & adapters for a in adapters} == {a: set() for a in adapters}

@@ -3,7 +3,6 @@ training curves. Each function writes one PNG and returns its path."""
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -15,6 +14,8 @@ matplotlib.use("Agg")  # files only; no display on training machines
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+
+from fkt_plugin.tables import read_rows  # noqa: E402
 
 
 def save_figure(fig: plt.Figure, path: str | Path) -> Path:
@@ -101,12 +102,8 @@ def plot_accuracy_vs_fraction(summary: Mapping[str, Mapping[float, tuple[float, 
 
 def read_epoch_metric(metrics_csv: str | Path, key: str) -> list[tuple[int, float]]:
     """``(epoch, value)`` pairs of one key from a Lightning CSV log, in order."""
-    points = []
-    with open(metrics_csv, newline="") as handle:
-        for row in csv.DictReader(handle):
-            if row.get(key) not in (None, ""):
-                points.append((int(float(row["epoch"])), float(row[key])))
-    return points
+    return [(int(float(row["epoch"])), float(row[key])) for row in read_rows(metrics_csv)
+            if row.get(key) not in (None, "")]
 
 
 def plot_training_curves(curves: Mapping[str, Mapping[str, str | Path]], key: str,
