@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from fkt_plugin.args.compare import validate_compare_cfg
 from fkt_plugin.args.run import validate_run_cfg
@@ -47,6 +47,7 @@ from fkt_plugin.methods import METHODS
 from fkt_plugin.recipes import compose_recipe
 from fkt_plugin.runner import train
 from fkt_plugin.tables import write_rows
+from fkt_plugin.transfer import cluster
 
 
 def _slug(text: str) -> str:
@@ -107,8 +108,11 @@ class Sweep:
         arm = job.arm
         epochs = epochs_for(arm.epochs, job.fraction, f"arm {arm.name!r} epochs")
         base = self._compose(arm, [])
-        label_free = arm.protocol is not None and not METHODS[base.method].supervised_grad
+        # A student learns from its teacher's cluster ids only: no real label, like SSL.
+        label_free = arm.protocol is not None and (
+            arm.teacher is not None or not METHODS[base.method].supervised_grad)
         fraction = 1.0 if label_free else job.fraction
+        extra: list[str] = []
         if arm.protocol is None:
             name = f"{_slug(arm.name)}-{fraction_tag(fraction)}-seed{job.seed}"
         else:
@@ -117,11 +121,27 @@ class Sweep:
             digest = hashlib.sha1(key.encode()).hexdigest()[:6]
             tag = "" if label_free else f"-{fraction_tag(fraction)}"
             name = f"{_slug(str(arm.recipe))}-e{epochs}{tag}-seed{job.seed}-{digest}"
+        if arm.teacher is not None:
+            labels = self.pseudo_label_file(job)
+            name = f"{name}-student-of-{labels.stem}"
+            extra.append(f"++data.pseudo_labels={labels.resolve()}")
         return self._compose(arm, [
             f"data.label_fraction={fraction}", f"seed={job.seed}", f"data.split_seed={job.seed}",
             f"max_epochs={epochs}", f"checkpoint.dir={(self.out / 'runs').resolve()}",
-            f"++name={name}",
+            f"++name={name}", *extra,
         ])
+
+    def teacher_job(self, job: Job) -> Job:
+        """The job whose run is a student job's teacher (same seed and fraction)."""
+        teacher = next(arm for arm in self.cfg.arms if arm.name == job.arm.teacher)
+        return Job(teacher, job.fraction, job.seed)
+
+    def pseudo_label_file(self, job: Job) -> Path:
+        """Where a student job's cluster ids are: one file per teacher run, k and settings."""
+        settings = json.dumps({str(k): v for k, v in job.arm.cluster.items()}, sort_keys=True)
+        digest = hashlib.sha1(settings.encode()).hexdigest()[:6]
+        teacher = self.run_cfg(self.teacher_job(job)).name
+        return self.out / "clusters" / f"{teacher}-k{job.arm.k}-{digest}.npz"
 
     def run_dir(self, job: Job) -> Path:
         return self.out / "runs" / self.run_cfg(job).name
@@ -138,6 +158,8 @@ class Sweep:
     def run(self, job: Job) -> dict[str, Any]:
         """Trains and evaluates what is missing for one job; its results file's content."""
         run_dir = self.run_dir(job)
+        if job.arm.teacher is not None:
+            self._cluster_for(job)
         if not (run_dir / "results.json").is_file():
             train(self.run_cfg(job))
         if job.arm.protocol is not None and not self.finished(job):
@@ -149,6 +171,18 @@ class Sweep:
                 settings.plots.embedding = False
             evaluate_run(settings)
         return json.loads(self.eval_file(job).read_text())
+
+    def _cluster_for(self, job: Job) -> None:
+        """Trains the teacher and clusters its features, unless done before."""
+        teacher_job = self.teacher_job(job)
+        teacher_dir = self.run_dir(teacher_job)
+        if not (teacher_dir / "results.json").is_file():
+            train(self.run_cfg(teacher_job))
+        labels = self.pseudo_label_file(job)
+        if not labels.is_file():
+            cluster(OmegaConf.create({
+                "run_dir": str(teacher_dir), "k": int(job.arm.k), "out": str(labels),
+                "seed": job.seed, **{str(k): v for k, v in job.arm.cluster.items()}}))
 
     def classifier_run(self, job: Job) -> tuple[Path, str] | None:
         """The run directory and checkpoint of the model a job's test metrics come from

@@ -29,7 +29,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from fkt_plugin.args.run import RUN_DEFAULTS, validate_run_cfg
 from fkt_plugin.checkpoints import load_backbone_weights
 from fkt_plugin.config import mapping_copy, plain_dict
-from fkt_plugin.data import LOADER_KEYS, FKTDataModule, ImageDataset, load_dataset
+from fkt_plugin.data import LOADER_KEYS, FKTDataModule, ImageDataset, load_dataset, pseudo_labels
 from fkt_plugin.data.splits import class_weights
 from fkt_plugin.errors import ConfigError
 from fkt_plugin.evaluation.callbacks import TestMetrics
@@ -95,6 +95,8 @@ def prepare(cfg: DictConfig) -> tuple[DictConfig, ImageDataset, FKTDataModule]:
         raise ConfigError("sync_batchnorm=true needs GPUs (torch's SyncBatchNorm has no CPU "
                           "kernel); set sync_batchnorm=false")
     dataset = load_dataset(cfg.data.dataset, **{k: cfg.data[k] for k in LOADER_KEYS})
+    if cfg.data.pseudo_labels is not None:
+        dataset = pseudo_labels.apply(dataset, cfg.data.dataset, cfg.data.pseudo_labels)
     method_cls = METHODS[cfg.method]
     datamodule = FKTDataModule.from_cfg(cfg, dataset, labelled_only=not method_cls.uses_unlabelled)
     with open_dict(cfg):

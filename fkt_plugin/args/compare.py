@@ -46,7 +46,16 @@ ARM_DEFAULTS: dict[str, Any] = {
     "overrides": [],
     # null: every fraction of the sweep; else the subset this arm runs at.
     "fractions": None,
+    # Knowledge transfer by clustering: the arm whose trained backbone is the teacher, k, and
+    # fkt-cluster settings (pca_dim, whiten, restarts, ...). The arm's own recipe is the student,
+    # trained on the teacher's cluster ids, then scored on the real labels by its protocol.
+    "teacher": None,
+    "k": None,
+    "cluster": {},
 }
+# fkt-cluster settings an arm's ``cluster`` block may hold.
+ARM_CLUSTER_KEYS = ("pca_dim", "whiten", "l2_normalize", "restarts", "iterations", "use_gpu",
+                    "batch_size", "checkpoint")
 
 
 def validate_compare_cfg(cfg: DictConfig) -> DictConfig:
@@ -95,6 +104,34 @@ def validate_compare_cfg(cfg: DictConfig) -> DictConfig:
                                   f"non-empty subset of fractions={list(cfg.fractions)}")
         for fraction in arm.fractions or cfg.fractions:
             epochs_for(arm.epochs, fraction, f"arms[{i}].epochs")
+    _check_students(cfg)
     with open_dict(cfg):
         cfg.eval = validate_eval_cfg(mapping_copy(cfg.eval, "eval"))
     return cfg
+
+
+def _check_students(cfg: DictConfig) -> None:
+    """Arms with a teacher: the teacher is another arm that is not a student itself, k is an int
+    >= 2, a protocol scores the student on the real labels, and the cluster keys are known."""
+    by_name = {arm.name: arm for arm in cfg.arms}
+    for i, arm in enumerate(cfg.arms):
+        if arm.teacher is None:
+            if arm.k is not None or arm.cluster:
+                raise ConfigError(f"arms[{i}] sets k or cluster without a teacher")
+            continue
+        teacher = by_name.get(arm.teacher)
+        if teacher is None or teacher.name == arm.name:
+            raise ConfigError(f"arms[{i}].teacher={arm.teacher!r} is not another arm; arms: "
+                              f"{', '.join(by_name)}")
+        if teacher.teacher is not None:
+            raise ConfigError(f"arms[{i}].teacher={arm.teacher!r} is itself a student; a "
+                              "teacher must be trained directly")
+        if isinstance(arm.k, bool) or not isinstance(arm.k, int) or arm.k < 2:
+            raise ConfigError(f"arms[{i}].k={arm.k!r} must be an int >= 2")
+        if arm.protocol is None:
+            raise ConfigError(f"arms[{i}] is a student (teacher={arm.teacher!r}): give a "
+                              f"protocol ({', '.join(PROTOCOLS)}) to score it on the real labels")
+        unknown = sorted(set(map(str, arm.cluster)) - set(ARM_CLUSTER_KEYS))
+        if unknown:
+            raise ConfigError(f"arms[{i}].cluster has unknown keys {', '.join(unknown)}; known: "
+                              f"{', '.join(ARM_CLUSTER_KEYS)}")

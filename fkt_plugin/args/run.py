@@ -70,6 +70,8 @@ RUN_DEFAULTS: dict[str, Any] = {
         "holdout_fraction": 0.2,
         # Weight the classification loss by inverse class frequency (imbalanced datasets).
         "class_weighted_loss": False,
+        # A file of cluster ids (fkt-cluster) that replace the targets: k classes.
+        "pseudo_labels": None,
     },
     "optimizer": {
         "name": "sgd",

@@ -3,7 +3,6 @@ decoded images and of the augmented views a method trains on."""
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,36 +50,24 @@ def load_with_notes(loader: Any, **options: Any) -> tuple[ImageDataset, list[str
     return dataset, [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
 
 
-def _grid(images: torch.Tensor, titles: Sequence[str], path: Path, cols: int) -> Path:
-    from fkt_plugin.evaluation.plots import plt, save_figure
-
-    rows = math.ceil(len(images) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.8 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, image, title in zip(axes.flat, images, titles, strict=False):
-        picture = image.permute(1, 2, 0).numpy()
-        ax.imshow(picture[..., 0] if picture.shape[2] == 1 else picture,
-                  cmap="gray" if picture.shape[2] == 1 else None, vmin=0, vmax=1)
-        ax.set_title(title, fontsize=7)
-    return save_figure(fig, path)
-
-
 def sample_grid(dataset: ImageDataset, path: str | Path, per_class: int = 4) -> Path:
     """The first ``per_class`` labelled training images of every class, titled by label."""
+    from fkt_plugin.evaluation.plots import plot_image_grid
+
     split: ImageSplit = dataset.train
     picks = []
     for c in range(dataset.num_classes):
         picks += (split.targets == c).nonzero().flatten()[:per_class].tolist()
     images = split.read(torch.tensor(picks, dtype=torch.int64)).float() / 255
     titles = [dataset.class_names[int(split.targets[i])] for i in picks]
-    return _grid(images, titles, Path(path), cols=per_class * min(2, dataset.num_classes))
+    return plot_image_grid(images, titles, Path(path), cols=per_class * min(2, dataset.num_classes))
 
 
 def views_grid(dataset: ImageDataset, pipelines: Sequence[DictConfig], path: str | Path,
                count: int = 8, seed: int = 0) -> Path:
     """``count`` training images, each followed by its augmented views, un-normalised."""
     from fkt_plugin.augmentation import DeviceAugmentation
+    from fkt_plugin.evaluation.plots import plot_image_grid
 
     torch.manual_seed(seed)
     augment = DeviceAugmentation(pipelines, dataset.mean, dataset.std)
@@ -101,4 +88,4 @@ def views_grid(dataset: ImageDataset, pipelines: Sequence[DictConfig], path: str
         for v, view in enumerate(views):
             tiles.append((view[i:i + 1] * std + mean).clamp(0, 1)[0])
             titles.append(f"view {v}")
-    return _grid(torch.stack(tiles), titles, Path(path), cols=1 + len(views))
+    return plot_image_grid(torch.stack(tiles), titles, Path(path), cols=1 + len(views))

@@ -125,3 +125,18 @@ def plot_training_curves(curves: Mapping[str, Mapping[str, str | Path]], key: st
     for ax in list(axes.flat)[len(curves):]:
         ax.axis("off")
     return save_figure(fig, path)
+
+
+def plot_image_grid(images: torch.Tensor, titles: Sequence[str], path: str | Path,
+                    cols: int) -> Path:
+    """``(N, C, H, W)`` images in [0, 1] on a grid of ``cols`` columns, each titled."""
+    rows = math.ceil(len(images) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.8 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, title in zip(axes.flat, images, titles, strict=False):
+        picture = image.permute(1, 2, 0).numpy()
+        ax.imshow(picture[..., 0] if picture.shape[2] == 1 else picture,
+                  cmap="gray" if picture.shape[2] == 1 else None, vmin=0, vmax=1)
+        ax.set_title(title, fontsize=7)
+    return save_figure(fig, path)

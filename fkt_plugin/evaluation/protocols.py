@@ -56,6 +56,9 @@ def load_run_config(run_dir: str | Path) -> DictConfig:
     # Filled from the dataset when the run is prepared; not recipe keys.
     for key in ("num_classes", "num_channels", "ordinal", "class_weights"):
         cfg.data.pop(key, None)
+    # A student trained on cluster ids is evaluated (and fine-tuned) on the real labels.
+    if cfg.data.get("pseudo_labels") is not None:
+        cfg.data.pseudo_labels = None
     return cfg
 
 
