@@ -152,10 +152,12 @@ def validate_run_cfg(cfg: DictConfig) -> DictConfig:
     if not isinstance(cfg.augmentations, ListConfig):
         raise ConfigError("augmentations must be a list of pipelines (solo-learn's schema)")
     parse_pipelines(cfg.augmentations)
-    if cfg.name is None:
-        with open_dict(cfg):
+    with open_dict(cfg):
+        if cfg.name is None:
             cfg.name = (f"{cfg.method}-{cfg.data.dataset}-labels{cfg.data.label_fraction:g}"
                         f"-seed{cfg.seed}")
+        # YAML reads name=123 or name=nan as a number; a run name is a string.
+        cfg.name = str(cfg.name)
     return method_cls.add_and_assert_specific_cfg(cfg)
 
 

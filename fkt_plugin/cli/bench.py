@@ -67,11 +67,29 @@ def main(argv: list[str] | None = None) -> None:
     data.add_argument("--rounds", type=int, default=3)
     data.add_argument("--tmp-dir", type=Path, help="where the array file is written (default: "
                       "the system's temporary folder; it needs the array's size free)")
-    for sub in (aug, train, data):
+    clustering = commands.add_parser(
+        "cluster", help="seconds of k-means: faiss (fkt-cluster's) vs scikit-learn's KMeans",
+        description="k-means of synthetic features at a teacher's scale (default 100,000 x "
+                    "512, k = 1,000) by fkt-plugin's faiss k-means and by scikit-learn's "
+                    "KMeans, same initialisation and iterations, interleaved.")
+    clustering.add_argument("--images", type=int, default=100_000)
+    clustering.add_argument("--dim", type=int, default=512)
+    clustering.add_argument("--k", type=int, default=1000)
+    clustering.add_argument("--iterations", type=int, default=20)
+    clustering.add_argument("--rounds", type=int, default=1)
+    clustering.add_argument("--separation", type=float, default=1.0,
+                            help="spread of the synthetic cluster centres (noise has std 1)")
+    for sub in (aug, train, data, clustering):
         sub.add_argument("--out", type=Path, help="also write the table (markdown) here")
     args = parser.parse_args(argv)
     command = shlex.join(["fkt-bench", *argv])
     with user_errors_exit():
+        if args.command == "cluster":
+            from fkt_plugin.benchmarks.clustering import run as run_clustering
+
+            run_clustering(args.images, args.dim, args.k, args.iterations, args.rounds,
+                           args.separation, args.out, command)
+            return
         if args.command == "data":
             from fkt_plugin.benchmarks.data import run as run_data
 

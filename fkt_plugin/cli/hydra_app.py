@@ -25,10 +25,26 @@ def recipe_folder() -> Path:
     return Path.cwd()
 
 
+def absolute_config_path(argv: list[str]) -> list[str]:
+    """``argv`` with a relative ``--config-path``/``-cp`` made absolute against the working
+    directory: hydra would resolve it against the module that defines the application."""
+    out = list(argv)
+    for i, arg in enumerate(out):
+        for flag in ("--config-path", "-cp"):
+            if arg == flag and i + 1 < len(out):
+                out[i + 1] = str(Path(out[i + 1]).expanduser().resolve())
+            elif arg.startswith(f"{flag}="):
+                value = arg.split("=", 1)[1]
+                out[i] = f"{flag}={Path(value).expanduser().resolve()}"
+    return out
+
+
 def main_with_help(help_text: str, run: Callable[[], None]) -> None:
     """Prints ``help_text`` for ``-h``/``--help`` (hydra's own help knows nothing of our keys),
-    else runs the hydra application ``run``."""
+    else runs the hydra application ``run`` with relative recipe folders resolved against the
+    working directory, as solo-learn's users type them."""
     if {"-h", "--help"} & set(sys.argv[1:]):
         print(help_text)
         return
+    sys.argv = [sys.argv[0], *absolute_config_path(sys.argv[1:])]
     run()

@@ -133,3 +133,21 @@ def test_bf16_mixed_precision_runs_the_backbone_in_bfloat16(fmnist_dir: Path,
     results = train(cfg, callbacks=[RecordDtype()])
     assert dtypes and set(dtypes) == {torch.bfloat16}
     assert 0.0 <= results["test"]["acc1"] <= 1.0
+
+
+def test_a_relative_recipe_folder_and_name_work_as_the_readme_types_them() -> None:
+    from tests.helpers import REPO
+
+    command = [sys.executable, "-m", "fkt_plugin.cli.train", "--config-path",
+               "recipes/pretrain/fashion_mnist", "--config-name", "supervised",
+               "data.label_fraction=0.1", "max_epochs=30", "name=sup-10pct", "--cfg", "job"]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert "name: sup-10pct" in done.stdout and "label_fraction: 0.1" in done.stdout
+
+
+def test_a_numeric_run_name_is_a_string(make_cfg) -> None:
+    from fkt_plugin.args.run import validate_run_cfg
+
+    cfg = make_cfg("supervised", "name=20261125")
+    assert validate_run_cfg(cfg).name == "20261125"
