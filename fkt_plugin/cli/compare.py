@@ -24,6 +24,9 @@ A compare recipe declares:
   arms        list of {name, recipe, epochs, protocol, overrides}: protocol null scores the run's
               own classifier (supervised, fkt_joint); linear, mlp, knn or finetune evaluate the
               trained backbone (a self-supervised pre-training is shared by all fractions)
+              an arm with teacher: <arm>, k: <int> (and cluster: {pca_dim, restarts, ...}) is a
+              student: the teacher arm's backbone is clustered by fkt-cluster and the arm's
+              recipe trains on the cluster ids, then its protocol scores it on the real labels
   fractions   label fractions in (0, 1], e.g. [0.01,0.1,1.0]
   seeds       e.g. [0,1,2]; each seed also draws its own validation split and labelled subset
   overrides   hydra overrides for every training run, e.g. [backbone.name=resnet18]

@@ -24,6 +24,7 @@ Overrides use hydra's syntax, for example:
   data.label_fraction=0.1   keep labels for 10% of each class (the rest get target -1)
   max_epochs=20 optimizer.lr=0.1 backbone.name=resnet18 +backbone.kwargs.small_stem=true
   name=my-run checkpoint.dir=trained_models
+  +data.pseudo_labels=clusters.npz   train on fkt-cluster's cluster ids (k classes)
   data.augmentation_backend=torchvision data.num_workers=8
                             views per image in loader workers instead of kornia on the device
   precision=bf16-mixed performance.compile=true
