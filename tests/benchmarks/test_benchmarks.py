@@ -40,7 +40,7 @@ def _number(cell: str) -> float:
 
 
 def _ratio_of_rounded(ratio: str, numerator: str, denominator: str) -> bool:
-    """Whether a ratio printed to two decimals can be that of two rates printed as integers
+    """Whether a ratio printed to two or three decimals can be that of two rates printed as integers
     (each up to 0.5 off its true value)."""
     a, b = _number(numerator), _number(denominator)
     low, high = (a - 0.5) / (b + 0.5), (a + 0.5) / max(b - 0.5, 1e-9)
@@ -70,7 +70,7 @@ def test_bench_train_compares_with_the_plain_loop(tmp_path: Path) -> None:
     (row,) = _table(out.read_text())
     method, backend, ours, plain, ratio, steps = row
     assert (method, backend) == ("fkt_joint", "kornia")
-    assert _number(ratio) == pytest.approx(_number(ours) / _number(plain), rel=0.05)
+    assert _ratio_of_rounded(ratio, ours, plain)
     ours_ms, plain_ms = (float(ms) for ms in steps.split(" / "))
     assert _number(ours) == pytest.approx(16_000 / ours_ms, rel=0.05)
 
