@@ -17,6 +17,10 @@ import torch  # noqa: E402
 
 from fkt_plugin.tables import read_rows  # noqa: E402
 
+# Confusion matrices of many classes (cluster ids) keep a bounded size and drop the class names.
+MAX_FIGURE_INCHES = 16.0
+MAX_NAMED_CLASSES = 30
+
 
 def save_figure(fig: plt.Figure, path: str | Path) -> Path:
     path = Path(path)
@@ -31,12 +35,14 @@ def plot_confusion_matrix(matrix: Sequence[Sequence[int]], class_names: Sequence
     """Row-normalised confusion matrix (true class by row), counts written in the cells."""
     counts = np.asarray(matrix)
     rates = counts / np.maximum(counts.sum(1, keepdims=True), 1)
-    size = max(4.0, 0.5 * len(class_names) + 2)
+    # Capped: a run on k = 1,000 cluster ids asked for a 502-inch figure and ran out of memory.
+    size = min(max(4.0, 0.5 * len(class_names) + 2), MAX_FIGURE_INCHES)
     fig, ax = plt.subplots(figsize=(size, size))
     ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    ticks = range(len(class_names))
-    ax.set_xticks(ticks, class_names, rotation=60, ha="right")
-    ax.set_yticks(ticks, class_names)
+    if len(class_names) <= MAX_NAMED_CLASSES:
+        ticks = range(len(class_names))
+        ax.set_xticks(ticks, class_names, rotation=60, ha="right")
+        ax.set_yticks(ticks, class_names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     if len(class_names) <= 20:

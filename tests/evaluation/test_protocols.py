@@ -99,3 +99,15 @@ def test_knn_scores_rank_the_vote() -> None:
                         temperature=0.1)
     assert scores.argmax(1).item() == 2
     assert scores[0].topk(2).indices.tolist() == [2, 0]  # class 1 has no neighbour: last
+
+
+def test_a_confusion_matrix_of_a_thousand_classes_stays_small(tmp_path) -> None:
+    from PIL import Image
+
+    from fkt_plugin.evaluation.plots import MAX_FIGURE_INCHES, plot_confusion_matrix
+
+    counts = [[1 if i == j else 0 for j in range(1000)] for i in range(1000)]
+    path = plot_confusion_matrix(counts, [f"cluster {i}" for i in range(1000)],
+                                 tmp_path / "cm.png")
+    with Image.open(path) as image:
+        assert max(image.size) <= MAX_FIGURE_INCHES * 120 * 1.2  # dpi 120, tight margins
