@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from omegaconf import DictConfig
 from torch import nn
 
+from fkt_plugin.backbones import build_backbone
 from fkt_plugin.errors import CheckpointError, MissingDependencyError
 
 
@@ -83,3 +85,17 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path) -> KeyReport:
     result = backbone.load_state_dict(state, strict=False)
     return KeyReport(len(set(state) & set(own)), sorted(result.missing_keys),
                      sorted(result.unexpected_keys))
+
+
+def backbone_from_checkpoint(cfg: DictConfig, path: str | Path, in_channels: int) -> nn.Module:
+    """The backbone a run cfg names, for images of ``in_channels`` channels, with the weights
+    of the checkpoint at ``path``, on a GPU when there is one.
+
+    Raises:
+        CheckpointError: The checkpoint does not fit the backbone (see
+            :func:`load_backbone_weights`).
+    """
+    backbone, _ = build_backbone(cfg.backbone.name, in_channels=in_channels,
+                                 **cfg.backbone.kwargs)
+    load_backbone_weights(backbone, path)
+    return backbone.cuda() if torch.cuda.is_available() else backbone

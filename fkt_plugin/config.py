@@ -66,6 +66,14 @@ def plain_dict(cfg: DictConfig) -> dict[str, Any]:
     return {str(k): v for k, v in container.items()}
 
 
+def unknown_settings(cfg: DictConfig, defaults: Mapping[str, Any],
+                     free_form: tuple[str, ...] = ()) -> list[str]:
+    """:func:`unknown_keys` of a whole schema, without hydra's own keys and without the keys
+    inside the ``free_form`` blocks (validated on their own, or passed through)."""
+    return [k for k in unknown_keys(cfg, defaults)
+            if k.split(".")[0] not in HYDRA_KEYS and k.split(".")[0] not in free_form]
+
+
 def require_in_range(
     value: float, name: str, low: float, high: float, *, low_open: bool = False
 ) -> None:

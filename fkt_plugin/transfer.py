@@ -26,8 +26,7 @@ from omegaconf import DictConfig, open_dict
 from fkt_plugin.args.cluster import validate_cluster_cfg
 from fkt_plugin.args.run import validate_run_cfg
 from fkt_plugin.augmentation import EvalTransform
-from fkt_plugin.backbones import build_backbone
-from fkt_plugin.checkpoints import load_backbone_weights
+from fkt_plugin.checkpoints import backbone_from_checkpoint
 from fkt_plugin.clustering import (
     Projection,
     agreement,
@@ -71,14 +70,6 @@ def with_data(cfg: DictConfig, data: DictConfig | dict[str, Any]) -> DictConfig:
     return validate_run_cfg(cfg)
 
 
-def load_teacher(cfg: DictConfig, path: Path, num_channels: int) -> torch.nn.Module:
-    """The teacher's backbone with the checkpoint's weights, on a GPU when there is one."""
-    backbone, _ = build_backbone(cfg.backbone.name, in_channels=num_channels,
-                                 **cfg.backbone.kwargs)
-    load_backbone_weights(backbone, path)
-    return backbone.cuda() if torch.cuda.is_available() else backbone
-
-
 def load_data(cfg: DictConfig) -> ImageDataset:
     """The dataset a validated run cfg names."""
     return load_dataset(cfg.data.dataset, **{k: cfg.data[k] for k in LOADER_KEYS})
@@ -115,7 +106,7 @@ def cluster(cluster_cfg: DictConfig) -> dict[str, Any]:
     cfg = with_data(base_cfg, cluster_cfg.data)
     started = time.time()
     dataset = load_data(cfg)
-    backbone = load_teacher(cfg, path, dataset.num_channels)
+    backbone = backbone_from_checkpoint(cfg, path, dataset.num_channels)
     train_x, test_x = dataset_features(backbone, dataset, cfg, cluster_cfg.batch_size)
     feature_seconds = time.time() - started
     if cluster_cfg.k > len(train_x):
@@ -188,18 +179,14 @@ def _cluster_picture(dataset: ImageDataset, labels: np.ndarray, cluster_cfg: Dic
     sizes = np.bincount(labels, minlength=cluster_cfg.k)
     shown = np.argsort(-sizes, kind="stable")[:cluster_cfg.picture.clusters]
     per = cluster_cfg.picture.images_per_cluster
-    tiles, titles = [], []
+    blank = torch.ones(dataset.train.image_shape)  # pads a cluster smaller than a row
+    tiles: list[torch.Tensor] = []
+    titles: list[str] = []
     for c in shown:
-        members = np.flatnonzero(labels == c)[:per]
-        images = dataset.train.read(torch.from_numpy(members)).float() / 255
-        for i, image in enumerate(images):
-            tiles.append(image)
-            titles.append(f"cluster {c} ({sizes[c]} images)" if i == 0 else "")
-        blank = torch.ones(images.shape[1:]) if len(images) else None
-        for _ in range(per - len(members)):
-            if blank is not None:
-                tiles.append(blank)
-                titles.append("")
+        members = torch.from_numpy(np.flatnonzero(labels == c)[:per])
+        images = list(dataset.train.read(members).float() / 255)
+        tiles += images + [blank] * (per - len(images))
+        titles += [f"cluster {c} ({sizes[c]} images)"] + [""] * (per - 1)
     return plot_image_grid(torch.stack(tiles), titles, path, cols=per)
 
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from fkt_plugin.config import (
-    HYDRA_KEYS,
     fill_defaults,
     require_positive_int,
-    unknown_keys,
+    unknown_settings,
 )
 from fkt_plugin.errors import ConfigError
 
@@ -52,8 +51,7 @@ def validate_cluster_cfg(cfg: DictConfig) -> DictConfig:
     Raises:
         ConfigError: Unknown keys, no teacher, k or out missing, or values out of range.
     """
-    extra = [k for k in unknown_keys(cfg, CLUSTER_DEFAULTS) if k.split(".")[0] not in HYDRA_KEYS]
-    extra = [k for k in extra if not k.startswith(("data.", "assign_to."))]
+    extra = unknown_settings(cfg, CLUSTER_DEFAULTS, free_form=("data", "assign_to"))
     if extra:
         raise ConfigError(f"unknown fkt-cluster keys: {', '.join(extra)}; known: "
                           f"{', '.join(CLUSTER_DEFAULTS)}")
@@ -65,7 +63,7 @@ def validate_cluster_cfg(cfg: DictConfig) -> DictConfig:
         raise ConfigError("give k=<number of clusters> and out=<pseudo-labels.npz>")
     for key in ("k", "restarts", "iterations", "batch_size", "picture.clusters",
                 "picture.images_per_cluster"):
-        require_positive_int(cfg[key] if "." not in key else cfg.picture[key.split(".")[1]], key)
+        require_positive_int(OmegaConf.select(cfg, key), key)
     if cfg.k < 2:
         raise ConfigError(f"k={cfg.k} must be at least 2")
     if cfg.pca_dim is not None:

@@ -8,12 +8,12 @@ from omegaconf import DictConfig, open_dict
 
 from fkt_plugin.args.evaluation import PROTOCOLS, validate_eval_cfg
 from fkt_plugin.config import (
-    HYDRA_KEYS,
     epochs_for,
     fill_defaults,
     mapping_copy,
     require_in_range,
     unknown_keys,
+    unknown_settings,
 )
 from fkt_plugin.errors import ConfigError
 
@@ -65,8 +65,7 @@ def validate_compare_cfg(cfg: DictConfig) -> DictConfig:
         ConfigError: Unknown keys, no arms, an arm without name/recipe/epochs, an unknown
             protocol, duplicate arm names, empty seeds, or a fraction outside (0, 1].
     """
-    extra = [k for k in unknown_keys(cfg, COMPARE_DEFAULTS) if k.split(".")[0] not in HYDRA_KEYS]
-    extra = [k for k in extra if not k.startswith(("arms", "eval"))]
+    extra = unknown_settings(cfg, COMPARE_DEFAULTS, free_form=("arms", "eval"))
     if extra:
         raise ConfigError(f"unknown compare keys: {', '.join(extra)}; known: "
                           f"{', '.join(COMPARE_DEFAULTS)}")

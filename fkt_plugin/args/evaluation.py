@@ -9,13 +9,12 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from fkt_plugin.config import (
-    HYDRA_KEYS,
     epochs_for,
     fill_defaults,
     require_in_range,
     require_positive,
     require_positive_int,
-    unknown_keys,
+    unknown_settings,
 )
 from fkt_plugin.errors import ConfigError
 
@@ -52,7 +51,7 @@ def validate_eval_cfg(cfg: DictConfig) -> DictConfig:
     Raises:
         ConfigError: An unknown key or protocol, or a value out of range.
     """
-    extra = [k for k in unknown_keys(cfg, EVAL_DEFAULTS) if k.split(".")[0] not in HYDRA_KEYS]
+    extra = unknown_settings(cfg, EVAL_DEFAULTS)
     if extra:
         raise ConfigError(f"unknown evaluation keys: {', '.join(extra)}; known: "
                           f"{', '.join(EVAL_DEFAULTS)}")

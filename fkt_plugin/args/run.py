@@ -20,13 +20,12 @@ from fkt_plugin.augmentation import parse_pipelines
 from fkt_plugin.augmentation.schema import BACKENDS
 from fkt_plugin.backbones import BACKBONES
 from fkt_plugin.config import (
-    HYDRA_KEYS,
     fill_defaults,
     require_choice,
     require_in_range,
     require_positive,
     require_positive_int,
-    unknown_keys,
+    unknown_settings,
 )
 from fkt_plugin.data import DATASETS
 from fkt_plugin.data.files import BAD_IMAGE_POLICIES
@@ -131,8 +130,7 @@ def validate_run_cfg(cfg: DictConfig) -> DictConfig:
             f"{', '.join(sorted(METHODS))}"
         )
     method_cls = METHODS[cfg.method]
-    extra = [k for k in unknown_keys(cfg, RUN_DEFAULTS) if k.split(".")[0] not in HYDRA_KEYS]
-    extra = [k for k in extra if k not in {"method", "augmentations"}]
+    extra = unknown_settings(cfg, RUN_DEFAULTS, free_form=("method", "augmentations"))
     if extra:
         warnings.warn(f"config keys not used by fkt-train: {', '.join(extra)}", stacklevel=2)
     fill_defaults(cfg, RUN_DEFAULTS)

@@ -24,8 +24,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from fkt_plugin.args.evaluation import validate_eval_cfg
 from fkt_plugin.args.run import validate_run_cfg
-from fkt_plugin.backbones import build_backbone
-from fkt_plugin.checkpoints import load_backbone_weights
+from fkt_plugin.checkpoints import backbone_from_checkpoint
 from fkt_plugin.config import epochs_for, plain_dict
 from fkt_plugin.data import FKTDataModule, ImageDataset
 from fkt_plugin.errors import CheckpointError, ConfigError, MissingPathError
@@ -100,11 +99,7 @@ def frozen_features(run_dir: str | Path, checkpoint: str, label_fraction: float 
         with open_dict(cfg):
             cfg.data.label_fraction = label_fraction
     cfg, dataset, datamodule = prepare(cfg)
-    backbone, _ = build_backbone(cfg.backbone.name, in_channels=dataset.num_channels,
-                                 **cfg.backbone.kwargs)
-    load_backbone_weights(backbone, path)
-    if torch.cuda.is_available():
-        backbone = backbone.cuda()
+    backbone = backbone_from_checkpoint(cfg, path, dataset.num_channels)
     return _features_of(backbone, datamodule, dataset, splits)
 
 

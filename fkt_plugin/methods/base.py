@@ -238,9 +238,8 @@ class BaseMethod(pl.LightningModule):
         first = ~torch.isfinite(loss.detach()) & (self._first_bad_step < 0)
         self._first_bad_step = torch.where(first, self.global_step, self._first_bad_step)
         for key, value in logs.items():
-            self._bad_terms[key] = torch.where(first, value.detach().float(),
-                                               self._bad_terms.get(key, torch.zeros_like(
-                                                   value.detach().float())))
+            term = value.detach().float()
+            self._bad_terms[key] = torch.where(first, term, self._bad_terms.get(key, term))
 
     def check_finite(self) -> None:
         """Raises if a step so far had a non-finite loss (one host-device synchronisation).
@@ -276,10 +275,14 @@ class BaseMethod(pl.LightningModule):
         if labelled:
             self.log("train_acc1", hits / labelled)
 
+    def _fit_knn(self) -> None:
+        """The kNN of this evaluation, on the features of the epoch's labelled images."""
+        self._knn = self.knn_bank.classifier() if self.knn_bank is not None else None
+
     def on_validation_epoch_start(self) -> None:
         # Before validation, hence before this epoch's checkpoints are written.
         self.check_finite()
-        self._knn = self.knn_bank.classifier() if self.knn_bank is not None else None
+        self._fit_knn()
 
     def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor],
                   prefix: str) -> dict[str, torch.Tensor]:
@@ -301,7 +304,7 @@ class BaseMethod(pl.LightningModule):
         self._evaluate(batch, "val")
 
     def on_test_epoch_start(self) -> None:
-        self._knn = self.knn_bank.classifier() if self.knn_bank is not None else None
+        self._fit_knn()
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor],
                   batch_idx: int) -> dict[str, torch.Tensor]:
