@@ -1,5 +1,6 @@
-"""Loading backbone weights from the checkpoints users have: ours and solo-learn's (Lightning
-checkpoints whose ``state_dict`` holds ``backbone.*`` keys), and plain (torchvision) state dicts.
+"""Run directories (their saved config and checkpoint files) and the backbone weights of the
+checkpoints users have: ours and solo-learn's (Lightning checkpoints whose ``state_dict`` holds
+``backbone.*`` keys), and plain (torchvision) state dicts.
 """
 
 from __future__ import annotations
@@ -8,11 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from fkt_plugin.backbones import build_backbone
-from fkt_plugin.errors import CheckpointError, MissingDependencyError
+from fkt_plugin.errors import CheckpointError, ConfigError, MissingDependencyError, MissingPathError
 
 
 @dataclass
@@ -99,3 +100,33 @@ def backbone_from_checkpoint(cfg: DictConfig, path: str | Path, in_channels: int
                                  **cfg.backbone.kwargs)
     load_backbone_weights(backbone, path)
     return backbone.cuda() if torch.cuda.is_available() else backbone
+
+
+def load_run_config(run_dir: str | Path) -> DictConfig:
+    """The saved ``config.yaml`` of a run directory."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise MissingPathError(f"{path} does not exist: is {run_dir} a run directory made by "
+                                "fkt-train (<checkpoint.dir>/<name>)?")
+    cfg = OmegaConf.load(path)
+    if not isinstance(cfg, DictConfig):
+        raise ConfigError(f"{path} is not a mapping of run settings")
+    # Filled from the dataset when the run is prepared; not recipe keys.
+    for key in ("num_classes", "num_channels", "ordinal", "class_weights"):
+        cfg.data.pop(key, None)
+    # A student trained on cluster ids is evaluated (and fine-tuned) on the real labels.
+    if cfg.data.get("pseudo_labels") is not None:
+        cfg.data.pseudo_labels = None
+    return cfg
+
+
+def checkpoint_path(run_dir: str | Path, checkpoint: str) -> Path:
+    """A run's checkpoint file by name (``last.ckpt``, ``best.ckpt``), or an explicit path."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        path = Path(run_dir) / "checkpoints" / checkpoint
+    if not path.is_file():
+        found = sorted(p.name for p in (Path(run_dir) / "checkpoints").glob("*.ckpt"))
+        raise CheckpointError(f"checkpoint {checkpoint!r} not found in {run_dir}/checkpoints "
+                                f"(found: {', '.join(found) or 'none'}); has the run finished?")
+    return path

@@ -118,3 +118,78 @@ class JointLoss(nn.Module):
         supervised = masked_cross_entropy(logits, targets, self.class_weights)
         return JointLossOutput(self.ssl_weight * ssl + self.sup_weight * supervised, ssl,
                                supervised)
+
+
+def _safe_sqrt(x: torch.Tensor) -> torch.Tensor:
+    """``sqrt(max(x, 0))`` with a zero gradient where ``x <= 0``, instead of the infinite one of
+    ``sqrt`` at 0 (a pair of identical rows, or a constant batch)."""
+    positive = x > 0
+    return torch.where(positive, torch.sqrt(torch.where(positive, x, torch.ones_like(x))),
+                       torch.zeros_like(x))
+
+
+def _double_centred_distances(x: torch.Tensor) -> torch.Tensor:
+    """``(B, B)`` pairwise Euclidean distances of the rows of ``x``, double-centred (row, column
+    and grand means removed)."""
+    squared_norms = (x * x).sum(1)
+    # One matrix product instead of a (B, B, D) difference tensor: O(B^2 + B D) memory.
+    squared = squared_norms[:, None] + squared_norms[None, :] - 2.0 * (x @ x.T)
+    distances = _safe_sqrt(squared)
+    # The diagonal is 0 by definition; rounding in the product above leaves ~1e-3 there.
+    distances = distances * (1 - torch.eye(len(x), dtype=x.dtype, device=x.device))
+    return (distances - distances.mean(0, keepdim=True) - distances.mean(1, keepdim=True)
+            + distances.mean())
+
+
+def distance_correlation(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Empirical distance correlation dCor(x, y) of two batches (Székely, Rizzo and Bakirov,
+    "Measuring and testing dependence by correlation of distances", Ann. Statist. 2007), the
+    dependence measure of MV-MR (Kinakh et al., 2023).
+
+    The biased (V-statistic) estimator, the one the ``dcor`` package's
+    ``distance_correlation`` computes: with A and B the double-centred distance matrices of the
+    rows of x and y, dCor = sqrt(mean(A B) / sqrt(mean(A A) mean(B B))). It lies in [0, 1], is
+    1 for y = x, invariant to scaling, translation and rotation of either argument, and tends to
+    0 for independent samples as B grows. It is differentiable, and 0 (with zero gradients, not
+    NaN) when either batch is constant.
+
+    Memory: O(B^2) for the two distance matrices plus O(B (D1 + D2)); no ``(B, B, D)`` tensor.
+
+    Shapes:
+        x: ``(B, D1)``; y: ``(B, D2)`` (rows are samples; any other shape is flattened to
+        ``(B, -1)``); returns a scalar.
+
+    Raises:
+        ConfigError: ``x`` and ``y`` hold different numbers of rows, or fewer than 4 (the
+            estimate is meaningless on so few samples: raise ``optimizer.batch_size``).
+    """
+    if len(x) != len(y):
+        raise ConfigError(f"distance correlation of batches of {len(x)} and {len(y)} rows: the "
+                          "rows must be the same samples")
+    if len(x) < 4:
+        raise ConfigError(f"distance correlation needs a batch of at least 4 images, got "
+                          f"{len(x)}; raise optimizer.batch_size")
+    a = _double_centred_distances(x.flatten(1))
+    b = _double_centred_distances(y.flatten(1).to(a.dtype))
+    covariance = (a * b).mean().clamp(min=0)
+    variances = _safe_sqrt((a * a).mean() * (b * b).mean())
+    # 0 / 0 for a constant batch: defined as 0, as the dcor package does.
+    ratio = torch.where(variances > 0, covariance / torch.where(variances > 0, variances,
+                                                                 torch.ones_like(variances)),
+                        torch.zeros_like(variances))
+    return _safe_sqrt(ratio)
+
+
+def variance_hinge(z: torch.Tensor, margin: float = 1.0, eps: float = 1e-4) -> torch.Tensor:
+    """``mean_d ReLU(margin - std(z[:, d]))``: the variance term of VICReg (Bardes et al., ICLR
+    2022) that MV-MR keeps to stop the embedding from collapsing to a constant.
+
+    The mean over dimensions (VICReg's and MV-MR's official code's normalisation), so its weight
+    does not depend on the projection width. ``eps`` keeps the gradient of the standard
+    deviation finite for a constant dimension.
+
+    Shapes:
+        z: ``(B, D)``; returns a scalar.
+    """
+    std = torch.sqrt(z.var(dim=0) + eps)
+    return F.relu(margin - std).mean()

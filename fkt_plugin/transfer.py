@@ -26,7 +26,7 @@ from omegaconf import DictConfig, open_dict
 from fkt_plugin.args.cluster import validate_cluster_cfg
 from fkt_plugin.args.run import validate_run_cfg
 from fkt_plugin.augmentation import EvalTransform
-from fkt_plugin.checkpoints import backbone_from_checkpoint
+from fkt_plugin.checkpoints import backbone_from_checkpoint, checkpoint_path, load_run_config
 from fkt_plugin.clustering import (
     Projection,
     agreement,
@@ -40,7 +40,6 @@ from fkt_plugin.data import pseudo_labels as pseudo_label_files
 from fkt_plugin.errors import CheckpointError, ConfigError
 from fkt_plugin.evaluation.features import extract_features
 from fkt_plugin.evaluation.plots import plot_image_grid
-from fkt_plugin.evaluation.protocols import checkpoint_path, load_run_config
 from fkt_plugin.recipes import compose_recipe
 
 

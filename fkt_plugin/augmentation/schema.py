@@ -79,3 +79,9 @@ def count_views(pipelines: Sequence[Any]) -> int:
 def blur_kernel_size(crop_size: int) -> int:
     """An odd kernel about 10% of the crop side, as in SimCLR (23 px at 224 px)."""
     return 2 * round(0.05 * crop_size) + 1
+
+
+def view_pipelines(pipelines: Sequence[DictConfig]) -> list[DictConfig]:
+    """The pipeline that makes each view, by view index (a pipeline repeats ``num_crops``
+    times)."""
+    return [pipe for pipe in pipelines for _ in range(int(pipe.get("num_crops", 1)))]

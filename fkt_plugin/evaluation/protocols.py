@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
 from fkt_plugin.args.evaluation import validate_eval_cfg
 from fkt_plugin.args.run import validate_run_cfg
-from fkt_plugin.checkpoints import backbone_from_checkpoint
+from fkt_plugin.checkpoints import backbone_from_checkpoint, checkpoint_path, load_run_config
 from fkt_plugin.config import epochs_for, plain_dict
 from fkt_plugin.data import FKTDataModule, ImageDataset
 from fkt_plugin.errors import CheckpointError, ConfigError, MissingPathError
@@ -41,36 +41,6 @@ from fkt_plugin.runner import claim_run_dir, prepare, train
 def fraction_tag(fraction: float) -> str:
     """``labels0.1`` for a label fraction of 0.1: the suffix of evaluation files and runs."""
     return f"labels{fraction:g}"
-
-
-def load_run_config(run_dir: str | Path) -> DictConfig:
-    """The saved ``config.yaml`` of a run directory."""
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        raise MissingPathError(f"{path} does not exist: is {run_dir} a run directory made by "
-                                "fkt-train (<checkpoint.dir>/<name>)?")
-    cfg = OmegaConf.load(path)
-    if not isinstance(cfg, DictConfig):
-        raise ConfigError(f"{path} is not a mapping of run settings")
-    # Filled from the dataset when the run is prepared; not recipe keys.
-    for key in ("num_classes", "num_channels", "ordinal", "class_weights"):
-        cfg.data.pop(key, None)
-    # A student trained on cluster ids is evaluated (and fine-tuned) on the real labels.
-    if cfg.data.get("pseudo_labels") is not None:
-        cfg.data.pseudo_labels = None
-    return cfg
-
-
-def checkpoint_path(run_dir: str | Path, checkpoint: str) -> Path:
-    """A run's checkpoint file by name (``last.ckpt``, ``best.ckpt``), or an explicit path."""
-    path = Path(checkpoint)
-    if not path.is_file():
-        path = Path(run_dir) / "checkpoints" / checkpoint
-    if not path.is_file():
-        found = sorted(p.name for p in (Path(run_dir) / "checkpoints").glob("*.ckpt"))
-        raise CheckpointError(f"checkpoint {checkpoint!r} not found in {run_dir}/checkpoints "
-                                f"(found: {', '.join(found) or 'none'}); has the run finished?")
-    return path
 
 
 @dataclass
