@@ -54,6 +54,10 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.]+", "-", text).strip("-").lower()
 
 
+def _print_now(line: str) -> None:
+    print(line, flush=True)
+
+
 @dataclass(frozen=True)
 class Job:
     """One cell of the sweep: an arm at a label fraction and a seed."""
@@ -69,10 +73,13 @@ class Sweep:
     Args:
         cfg: A compare cfg (:data:`fkt_plugin.args.compare.COMPARE_DEFAULTS`), validated here.
         base_dir: Folder that relative ``recipes`` and ``out`` paths start from.
+        log: Where notices go.
     """
 
-    def __init__(self, cfg: DictConfig, base_dir: str | Path = ".") -> None:
+    def __init__(self, cfg: DictConfig, base_dir: str | Path = ".",
+                 log: Callable[[str], None] = _print_now) -> None:
         self.cfg = validate_compare_cfg(cfg)
+        self.log = log
         base = Path(base_dir)
         recipes = Path(self.cfg.recipes)
         self.recipes = recipes if recipes.is_absolute() else base / recipes
@@ -124,7 +131,9 @@ class Sweep:
         if arm.teacher is not None:
             labels = self.pseudo_label_file(job)
             name = f"{name}-student-of-{labels.stem}"
-            extra.append(f"++data.pseudo_labels={labels.resolve()}")
+            # As given (relative to the working directory, like out): a committed sweep resumes
+            # from another checkout.
+            extra.append(f"++data.pseudo_labels={labels}")
         return self._compose(arm, [
             f"data.label_fraction={fraction}", f"seed={job.seed}", f"data.split_seed={job.seed}",
             f"max_epochs={epochs}", f"checkpoint.dir={(self.out / 'runs').resolve()}",
@@ -160,8 +169,7 @@ class Sweep:
         run_dir = self.run_dir(job)
         if job.arm.teacher is not None:
             self._cluster_for(job)
-        if not (run_dir / "results.json").is_file():
-            train(self.run_cfg(job))
+        self._ensure_trained(job)
         if job.arm.protocol is not None and not self.finished(job):
             settings = mapping_copy(self.cfg.eval, "eval")
             with open_dict(settings):
@@ -174,15 +182,30 @@ class Sweep:
 
     def _cluster_for(self, job: Job) -> None:
         """Trains the teacher and clusters its features, unless done before."""
-        teacher_job = self.teacher_job(job)
-        teacher_dir = self.run_dir(teacher_job)
-        if not (teacher_dir / "results.json").is_file():
-            train(self.run_cfg(teacher_job))
         labels = self.pseudo_label_file(job)
-        if not labels.is_file():
-            cluster(OmegaConf.create({
-                "run_dir": str(teacher_dir), "k": int(job.arm.k), "out": str(labels),
-                "seed": job.seed, **{str(k): v for k, v in job.arm.cluster.items()}}))
+        if labels.is_file():
+            return
+        teacher_job = self.teacher_job(job)
+        self._ensure_trained(teacher_job)
+        cluster(OmegaConf.create({
+            "run_dir": str(self.run_dir(teacher_job)), "k": int(job.arm.k), "out": str(labels),
+            "seed": job.seed, **{str(k): v for k, v in job.arm.cluster.items()}}))
+
+    def _ensure_trained(self, job: Job) -> None:
+        """Trains a job's run unless its results and last checkpoint are here.
+
+        A sweep's small result files can be kept (committed) without its checkpoints; a job
+        that still needs a pre-trained network whose checkpoint is not on this machine (a study
+        resumed elsewhere) trains it again, with the same seed and settings.
+        """
+        run_dir = self.run_dir(job)
+        if (run_dir / "results.json").is_file():
+            if (run_dir / "checkpoints" / "last.ckpt").is_file():
+                return
+            self.log(f"{run_dir.name}: results read back but no checkpoint here; training it "
+                     "again (same seed and settings) for the jobs that still need it")
+            (run_dir / "results.json").unlink()
+        train(self.run_cfg(job))
 
     def classifier_run(self, job: Job) -> tuple[Path, str] | None:
         """The run directory and checkpoint of the model a job's test metrics come from
@@ -193,10 +216,6 @@ class Sweep:
             tuned = json.loads(self.eval_file(job).read_text())["finetune_run"]
             return self.out / "runs" / tuned, "best.ckpt"
         return None
-
-
-def _print_now(line: str) -> None:
-    print(line, flush=True)
 
 
 def run_sweep(sweep: Sweep, train_missing: bool = True,

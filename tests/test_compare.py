@@ -83,11 +83,20 @@ def test_a_sweep_resumes_without_rerunning_finished_runs(fmnist_dir: Path, tmp_p
     finished = sweep.eval_file(sweep.jobs[0])
     stamp = finished.stat().st_mtime_ns
 
+    # Resumed on another machine, with the result files but not the checkpoints: the
+    # fine-tuning job needs the SimCLR pre-training, which trains again; finished jobs do not.
+    pretraining = sweep.run_dir(sweep.jobs[1])
+    for checkpoint in pretraining.glob("checkpoints/*.ckpt"):
+        checkpoint.unlink()
     trained.clear()
     lines: list[str] = []
-    rows = run_sweep(Sweep(OmegaConf.create(compare_cfg(fmnist_dir, tmp_path / "out"))),
-                     log=lines.append)
-    assert len(trained) == 1 and "-finetune-labels0.2" in trained[0]
+    notices: list[str] = []
+    rows = run_sweep(Sweep(OmegaConf.create(compare_cfg(fmnist_dir, tmp_path / "out")),
+                           log=notices.append), log=lines.append)
+    assert len(trained) == 2 and trained[0] == pretraining.name
+    assert "-finetune-labels0.2" in trained[1]
+    assert notices == [f"{pretraining.name}: results read back but no checkpoint here; training "
+                       "it again (same seed and settings) for the jobs that still need it"]
     assert finished.stat().st_mtime_ns == stamp
     assert "finished earlier, read back" in lines[0] and "running" in lines[2]
     assert [row["arm"] for row in rows] == ["supervised", "simclr → linear",
