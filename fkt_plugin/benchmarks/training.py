@@ -37,7 +37,7 @@ def bench_cfg(method: str, backend: str, backbone: str, batch_size: int, workers
               precision: str, accelerator: str) -> DictConfig:
     """The CIFAR-10 recipe of ``method``, set to the benchmark's backbone, batch and backend."""
     overrides = [f"backbone.name={backbone}", f"optimizer.batch_size={batch_size}",
-                 "optimizer.name=sgd", "optimizer.lr=0.06", "~optimizer.kwargs",
+                 "optimizer.name=sgd", "optimizer.lr=0.06",
                  f"data.augmentation_backend={backend}",
                  f"data.num_workers={workers if backend == 'torchvision' else 0}",
                  f"precision={precision}", f"accelerator={accelerator}", "devices=1",
@@ -45,7 +45,10 @@ def bench_cfg(method: str, backend: str, backbone: str, batch_size: int, workers
     if backbone != "resnet18":
         overrides.append("~backbone.kwargs")
     recipe = PRETRAIN_RECIPES / "cifar10" / f"{method}.yaml"
-    cfg = validate_run_cfg(compose_recipe(recipe, overrides))
+    cfg = compose_recipe(recipe, overrides)
+    with open_dict(cfg):
+        cfg.optimizer.kwargs = {}  # the recipe's LARS or Adam arguments do not apply to SGD
+    cfg = validate_run_cfg(cfg)
     with open_dict(cfg):
         cfg.data.num_classes, cfg.data.num_channels = 10, 3
     return cfg

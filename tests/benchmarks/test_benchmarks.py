@@ -94,3 +94,19 @@ def test_bench_data_measures_both_arms_in_fresh_processes(tmp_path: Path) -> Non
         assert _number(ratio) == pytest.approx(_number(peak) / (400 * 3 * 8 * 8 / 2**30),
                                                rel=0.05)
     assert list(tmp_path.glob("**/*.npy")) == []  # the array file is removed
+
+
+def test_bench_mvmr_times_both_steps_and_the_parts(tmp_path: Path) -> None:
+    out = tmp_path / "mvmr.md"
+    main(["mvmr", "--size", "16", "--batch-size", "8", "--rounds", "1", "--device", "cpu",
+          "--mvmr-proj-dim", "32", "--out", str(out)])
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ")[1:]
+            for line in out.read_text().splitlines() if line.startswith("| ")}
+    for part in ("representation pixels", "representation hog", "representation local_std",
+                 "distance correlations (forward + backward)", "views",
+                 "projection head (forward + backward)"):
+        assert f"mvmr: {part}" in rows
+    assert rows["simclr step"][1].strip(" |") == "1.00"
+    simclr, mvmr = (float(rows[f"{m} step"][0]) for m in ("simclr", "mvmr"))
+    assert float(rows["mvmr step"][1].strip(" |")) == pytest.approx(mvmr / simclr, abs=0.02)
+    assert "MV-MR head 3 layers of 32" in out.read_text()
