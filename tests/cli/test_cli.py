@@ -151,3 +151,23 @@ def test_a_numeric_run_name_is_a_string(make_cfg) -> None:
 
     cfg = make_cfg("supervised", "name=20261125")
     assert validate_run_cfg(cfg).name == "20261125"
+
+
+def test_the_readme_mvmr_commands_compose_as_typed() -> None:
+    from tests.helpers import REPO
+
+    for name, extra in (("mvmr", ["name=mvmr-fmnist"]),
+                        ("mvmr_distill", ["method_kwargs.teacher.run_dir=trained_models/"
+                                          "simclr-fashion_mnist-labels1-seed5",
+                                          "name=mvmr-distilled"])):
+        command = [sys.executable, "-m", "fkt_plugin.cli.train", "--config-path",
+                   "recipes/pretrain/fashion_mnist", "--config-name", name, *extra,
+                   "--cfg", "job"]
+        done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+        assert done.returncode == 0, done.stderr
+        assert "method: mvmr" in done.stdout and "representation_dependence: maximise" in (
+            done.stdout)
+    readme = (REPO / "README.md").read_text()
+    assert "--config-name mvmr name=mvmr-fmnist" in readme
+    assert "method_kwargs.teacher.run_dir=trained_models/simclr-fashion_mnist-labels1-seed5" in (
+        readme)
