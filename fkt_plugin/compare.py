@@ -128,11 +128,15 @@ class Sweep:
             digest = hashlib.sha1(key.encode()).hexdigest()[:6]
             tag = "" if label_free else f"-{fraction_tag(fraction)}"
             name = f"{_slug(str(arm.recipe))}-e{epochs}{tag}-seed{job.seed}-{digest}"
-        if arm.teacher is not None:
+        # Paths as given (relative to the working directory, like out): a committed sweep
+        # resumes from another checkout.
+        if arm.teacher is not None and arm.k is None:
+            teacher_dir = self.run_dir(self.teacher_job(job))
+            name = f"{name}-student-of-{teacher_dir.name}"
+            extra.append(f"method_kwargs.teacher.run_dir={teacher_dir}")
+        elif arm.teacher is not None:
             labels = self.pseudo_label_file(job)
             name = f"{name}-student-of-{labels.stem}"
-            # As given (relative to the working directory, like out): a committed sweep resumes
-            # from another checkout.
             extra.append(f"++data.pseudo_labels={labels}")
         return self._compose(arm, [
             f"data.label_fraction={fraction}", f"seed={job.seed}", f"data.split_seed={job.seed}",
@@ -167,7 +171,9 @@ class Sweep:
     def run(self, job: Job) -> dict[str, Any]:
         """Trains and evaluates what is missing for one job; its results file's content."""
         run_dir = self.run_dir(job)
-        if job.arm.teacher is not None:
+        if job.arm.teacher is not None and job.arm.k is None:
+            self._ensure_trained(self.teacher_job(job))
+        elif job.arm.teacher is not None:
             self._cluster_for(job)
         self._ensure_trained(job)
         if job.arm.protocol is not None and not self.finished(job):

@@ -187,3 +187,24 @@ def test_fkt_eval_of_a_checkpoint_trained_elsewhere(fmnist_dir: Path, tmp_path: 
     cfg.run_dir = str(tmp_path / "wider")
     with pytest.raises(CheckpointError, match="saved from another backbone"):
         evaluate_run(cfg)
+
+
+def test_a_distillation_arm_gets_its_teacher_run_directory(fmnist_dir: Path,
+                                                           tmp_path: Path) -> None:
+    arms = [{"name": "teacher", "recipe": "simclr", "epochs": 1, "protocol": "linear",
+             "overrides": ["backbone.kwargs.width=8"]},
+            {"name": "distilled", "recipe": "mvmr_distill", "epochs": 1, "protocol": "linear",
+             "teacher": "teacher", "overrides": ["method_kwargs.proj_hidden_dim=32",
+                                                 "method_kwargs.proj_output_dim=32"]}]
+    sweep = Sweep(OmegaConf.create(compare_cfg(fmnist_dir, tmp_path / "out", arms=arms)))
+    rows = run_sweep(sweep, log=lambda line: None)
+    assert [row["arm"] for row in rows] == ["teacher", "distilled"]
+    teacher_dir = sweep.run_dir(sweep.jobs[0])
+    student_cfg = OmegaConf.load(sweep.run_dir(sweep.jobs[1]) / "config.yaml")
+    assert student_cfg.method_kwargs.teacher.run_dir == str(teacher_dir)
+    assert sweep.run_dir(sweep.jobs[1]).name.endswith(f"-student-of-{teacher_dir.name}")
+    header = (sweep.run_dir(sweep.jobs[1]) / "metrics.csv").read_text().splitlines()[0]
+    assert "train_rep_teacher_loss" in header.split(",")
+    with pytest.raises(ConfigError, match="sets cluster without k"):
+        Sweep(OmegaConf.create(compare_cfg(fmnist_dir, tmp_path / "out", arms=[
+            arms[0], {**arms[1], "cluster": {"restarts": 2}}])))

@@ -49,6 +49,8 @@ ARM_DEFAULTS: dict[str, Any] = {
     # Knowledge transfer by clustering: the arm whose trained backbone is the teacher, k, and
     # fkt-cluster settings (pca_dim, whiten, restarts, ...). The arm's own recipe is the student,
     # trained on the teacher's cluster ids, then scored on the real labels by its protocol.
+    # With a teacher and no k, the teacher's run directory is given to the student's recipe as
+    # method_kwargs.teacher.run_dir instead (MV-MR distillation, mvmr_distill recipes).
     "teacher": None,
     "k": None,
     "cluster": {},
@@ -111,7 +113,8 @@ def validate_compare_cfg(cfg: DictConfig) -> DictConfig:
 
 def _check_students(cfg: DictConfig) -> None:
     """Arms with a teacher: the teacher is another arm that is not a student itself, k is an int
-    >= 2, a protocol scores the student on the real labels, and the cluster keys are known."""
+    >= 2 (cluster transfer) or absent (distillation), a protocol scores the student on the real
+    labels, and the cluster keys are known."""
     by_name = {arm.name: arm for arm in cfg.arms}
     for i, arm in enumerate(cfg.arms):
         if arm.teacher is None:
@@ -125,7 +128,13 @@ def _check_students(cfg: DictConfig) -> None:
         if teacher.teacher is not None:
             raise ConfigError(f"arms[{i}].teacher={arm.teacher!r} is itself a student; a "
                               "teacher must be trained directly")
-        if isinstance(arm.k, bool) or not isinstance(arm.k, int) or arm.k < 2:
+        if arm.k is None:
+            # Distillation: the teacher's run directory goes to the recipe's
+            # method_kwargs.teacher.run_dir (mvmr_distill), no clustering.
+            if arm.cluster:
+                raise ConfigError(f"arms[{i}] sets cluster without k: give k to cluster the "
+                                  "teacher's features, or drop cluster to distil from it")
+        elif isinstance(arm.k, bool) or not isinstance(arm.k, int) or arm.k < 2:
             raise ConfigError(f"arms[{i}].k={arm.k!r} must be an int >= 2")
         if arm.protocol is None:
             raise ConfigError(f"arms[{i}] is a student (teacher={arm.teacher!r}): give a "

@@ -26,7 +26,9 @@ A compare recipe declares:
               trained backbone (a self-supervised pre-training is shared by all fractions)
               an arm with teacher: <arm>, k: <int> (and cluster: {pca_dim, restarts, ...}) is a
               student: the teacher arm's backbone is clustered by fkt-cluster and the arm's
-              recipe trains on the cluster ids, then its protocol scores it on the real labels
+              recipe trains on the cluster ids, then its protocol scores it on the real labels;
+              with teacher: <arm> and no k, the teacher arm's run directory is the recipe's
+              method_kwargs.teacher.run_dir (MV-MR distillation, recipe mvmr_distill)
   fractions   label fractions in (0, 1], e.g. [0.01,0.1,1.0]
   seeds       e.g. [0,1,2]; each seed also draws its own validation split and labelled subset
   overrides   hydra overrides for every training run, e.g. [backbone.name=resnet18]
@@ -34,7 +36,9 @@ A compare recipe declares:
   out         output folder (default compare_runs)
 
 Every run has its own directory under <out>/runs; finished runs are read back, so an interrupted
-sweep resumes where it stopped. summary_only=true trains nothing and summarises what is finished.
+sweep resumes where it stopped (also in another checkout that has only the runs' result files:
+a pre-training that an unfinished job still needs is trained again). summary_only=true trains
+nothing and summarises what is finished.
 Writes <out>/results.csv, <out>/results.md (mean ± std per arm and fraction),
 accuracy_vs_fraction.png, training_curves.png and embedding.png (t-SNE of test features per arm).
 """
