@@ -208,3 +208,20 @@ def test_a_distillation_arm_gets_its_teacher_run_directory(fmnist_dir: Path,
     with pytest.raises(ConfigError, match="sets cluster without k"):
         Sweep(OmegaConf.create(compare_cfg(fmnist_dir, tmp_path / "out", arms=[
             arms[0], {**arms[1], "cluster": {"restarts": 2}}])))
+
+
+@pytest.mark.parametrize("name", ["fashion_mnist_cluster_transfer", "fashion_mnist_mvmr"])
+def test_the_shipped_study_recipes_are_valid(name: str) -> None:
+    folder = RECIPES.parents[1] / "compare"
+    sweep = Sweep(OmegaConf.load(folder / f"{name}.yaml"), base_dir=folder)
+    assert len(sweep.jobs) == len(sweep.cfg.arms) * len(sweep.cfg.fractions) * 3
+    assert str(sweep.out).startswith("docs/results/")  # committed as the study goes
+    students = [job for job in sweep.jobs if job.arm.teacher is not None]
+    assert students
+    for job in students:
+        teacher = sweep.run_dir(sweep.teacher_job(job))
+        cfg = sweep.run_cfg(job)
+        if job.arm.k is None:
+            assert cfg.method_kwargs.teacher.run_dir == str(teacher)
+        else:
+            assert str(sweep.pseudo_label_file(job)) == cfg.data.pseudo_labels
