@@ -32,7 +32,7 @@ from fkt_plugin.config import mapping_copy, plain_dict
 from fkt_plugin.data import LOADER_KEYS, FKTDataModule, ImageDataset, load_dataset, pseudo_labels
 from fkt_plugin.data.splits import class_weights
 from fkt_plugin.errors import ConfigError
-from fkt_plugin.evaluation.callbacks import TestMetrics
+from fkt_plugin.evaluation.callbacks import GuidedBatchLog, TestMetrics
 from fkt_plugin.evaluation.plots import plot_confusion_matrix
 from fkt_plugin.methods import METHODS, BaseMethod
 from fkt_plugin.tables import read_rows, write_rows
@@ -95,10 +95,14 @@ def prepare(cfg: DictConfig) -> tuple[DictConfig, ImageDataset, FKTDataModule]:
         raise ConfigError("sync_batchnorm=true needs GPUs (torch's SyncBatchNorm has no CPU "
                           "kernel); set sync_batchnorm=false")
     dataset = load_dataset(cfg.data.dataset, **{k: cfg.data[k] for k in LOADER_KEYS})
-    if cfg.data.pseudo_labels is not None:
+    clusters = None
+    if cfg.data.pseudo_labels is not None and cfg.data.batch_sampler == "guided":
+        clusters = pseudo_labels.cluster_ids(dataset, cfg.data.dataset, cfg.data.pseudo_labels)
+    elif cfg.data.pseudo_labels is not None:
         dataset = pseudo_labels.apply(dataset, cfg.data.dataset, cfg.data.pseudo_labels)
     method_cls = METHODS[cfg.method]
-    datamodule = FKTDataModule.from_cfg(cfg, dataset, labelled_only=not method_cls.uses_unlabelled)
+    datamodule = FKTDataModule.from_cfg(cfg, dataset, labelled_only=not method_cls.uses_unlabelled,
+                                        clusters=clusters)
     with open_dict(cfg):
         cfg.data.num_classes = dataset.num_classes
         cfg.data.num_channels = dataset.num_channels
@@ -154,7 +158,7 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
         num_nodes=cfg.num_nodes, strategy=cfg.strategy, sync_batchnorm=cfg.sync_batchnorm,
         # The datamodule's batch samplers split every global batch across processes already.
         use_distributed_sampler=False, precision=cfg.precision, logger=logger,
-        callbacks=[*checkpointing, test_metrics, *callbacks],
+        callbacks=[*checkpointing, test_metrics, GuidedBatchLog(), *callbacks],
         log_every_n_steps=cfg.log_every_n_steps,
         enable_checkpointing=cfg.checkpoint.enabled, enable_model_summary=False,
     )
@@ -186,6 +190,16 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
         "test": test_metrics.metrics,
         "test_confusion_matrix": test_metrics.confusion,
     }
+    guided = datamodule.guided_sampler
+    if guided is not None:
+        results["guided_batches"] = {
+            "pseudo_labels": str(cfg.data.pseudo_labels),
+            "same_cluster_pairs_per_epoch": [s.same_cluster_pairs for s in guided.history],
+            "same_cluster_pairs_total": sum(s.same_cluster_pairs for s in guided.history),
+            "false_negative_share_per_epoch": [s.same_class_share for s in guided.history],
+            "false_negative_share_random_batches": (guided.history[0].random_same_class_share
+                                                    if guided.history else None),
+        }
     if is_rank_zero:  # under DDP every process has the same results; one writes them
         plot_confusion_matrix(test_metrics.confusion, dataset.class_names,
                               run_dir / "confusion_matrix.png", title=f"{cfg.name} (test)")

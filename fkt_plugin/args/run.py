@@ -69,8 +69,12 @@ RUN_DEFAULTS: dict[str, Any] = {
         "holdout_fraction": 0.2,
         # Weight the classification loss by inverse class frequency (imbalanced datasets).
         "class_weighted_loss": False,
-        # A file of cluster ids (fkt-cluster) that replace the targets: k classes.
+        # A file of cluster ids (fkt-cluster) that replace the targets: k classes; with
+        # batch_sampler: guided, they guide the batches instead and the targets stay.
         "pseudo_labels": None,
+        # random (uniform batches) or guided (G-SimCLR: images of one cluster of
+        # data.pseudo_labels never share a batch when that is possible).
+        "batch_sampler": "random",
     },
     "optimizer": {
         "name": "sgd",
@@ -159,6 +163,10 @@ def validate_run_cfg(cfg: DictConfig) -> DictConfig:
     return method_cls.add_and_assert_specific_cfg(cfg)
 
 
+BATCH_SAMPLERS = ("random", "guided")
+"""``data.batch_sampler``: uniform batches, or G-SimCLR's cluster-guided ones."""
+
+
 def _check_data(data: DictConfig) -> None:
     require_in_range(data.label_fraction, "data.label_fraction", 0.0, 1.0, low_open=True)
     require_in_range(data.val_fraction, "data.val_fraction", 0.0, 0.5)
@@ -168,6 +176,16 @@ def _check_data(data: DictConfig) -> None:
     require_choice(data.augmentation_backend, "data.augmentation_backend", BACKENDS)
     if data.labelled_share is not None:
         require_in_range(data.labelled_share, "data.labelled_share", 0.0, 1.0, low_open=True)
+    require_choice(data.batch_sampler, "data.batch_sampler", BATCH_SAMPLERS)
+    if data.batch_sampler == "guided":
+        if data.pseudo_labels is None:
+            raise ConfigError("data.batch_sampler=guided needs data.pseudo_labels=<file.npz>: "
+                              "cluster ids from fkt-cluster (e.g. of a dae run, k = batch size)")
+        if data.labelled_share is not None:
+            # Both fix what goes into a batch; composing them would break one or the other.
+            raise ConfigError(f"data.batch_sampler=guided and data.labelled_share="
+                              f"{data.labelled_share} cannot be combined: set "
+                              "data.labelled_share=null (guided batches draw from the whole pool)")
 
 
 def _check_optimisation(cfg: DictConfig) -> None:

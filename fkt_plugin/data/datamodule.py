@@ -22,7 +22,7 @@ from fkt_plugin.augmentation import DeviceAugmentation, EvalTransform, PerImageV
 from fkt_plugin.augmentation.schema import BACKENDS, parse_pipelines
 from fkt_plugin.config import require_choice
 from fkt_plugin.data.dataset import ImageDataset, ImageSplit
-from fkt_plugin.data.samplers import TrainBatchSampler
+from fkt_plugin.data.samplers import GuidedBatchSampler, TrainBatchSampler
 from fkt_plugin.data.splits import complement, hide_labels, stratified_pick
 
 
@@ -61,6 +61,27 @@ class AugmentedImages(Dataset):
         return i, self.views(self.split.read(i)), self.split.targets[i]
 
 
+def _warn_if_unguidable(clusters: torch.Tensor, global_batch: int, drop_last: bool) -> None:
+    """Warns when guided batches cannot keep every cluster out of sharing a batch, and says by
+    how much."""
+    sizes = torch.bincount(clusters)
+    k = int((sizes > 0).sum())
+    if k < global_batch:
+        q, r = divmod(global_batch, k)
+        least = r * (q + 1) * q // 2 + (k - r) * q * (q - 1) // 2
+        warnings.warn(f"data.pseudo_labels has k={k} clusters, fewer than the global batch of "
+                      f"{global_batch} images: every batch holds at least {least} same-cluster "
+                      "pairs; cluster with k >= the batch size", stacklevel=3)
+        return
+    batches = len(clusters) // global_batch if drop_last else -(-len(clusters) // global_batch)
+    over = int((sizes - batches).clamp(min=0).sum())
+    if over:
+        warnings.warn(f"{int((sizes > batches).sum())} clusters of data.pseudo_labels hold more "
+                      f"images than the {batches} batches of an epoch (largest: "
+                      f"{int(sizes.max())}): about {over} same-cluster pairs per epoch cannot be "
+                      "avoided", stacklevel=3)
+
+
 class FKTDataModule(pl.LightningDataModule):
     """Train / validation / test loaders over an :class:`ImageDataset`.
 
@@ -85,6 +106,8 @@ class FKTDataModule(pl.LightningDataModule):
         seed: Seed of the training batches' shuffle (the epoch is added to it).
         pin_memory: Page-locked host batches for faster copies; None: when CUDA is available.
         persistent_workers: Keep loader workers alive between epochs.
+        clusters: ``(N_train,)`` cluster ids of the training split (``data.pseudo_labels``):
+            training batches are then G-SimCLR's guided ones (:class:`GuidedBatchSampler`).
 
     Raises:
         ConfigError: ``backend`` is unknown.
@@ -94,7 +117,8 @@ class FKTDataModule(pl.LightningDataModule):
                  label_fraction: float = 1.0, val_fraction: float = 0.1, split_seed: int = 0,
                  labelled_only: bool = False, num_workers: int = 0,
                  labelled_share: float | None = None, backend: str = "kornia", seed: int = 0,
-                 pin_memory: bool | None = None, persistent_workers: bool = True) -> None:
+                 pin_memory: bool | None = None, persistent_workers: bool = True,
+                 clusters: torch.Tensor | None = None) -> None:
         super().__init__()
         require_choice(backend, "data.augmentation_backend", BACKENDS)
         if backend == "torchvision" and num_workers == 0:
@@ -116,22 +140,32 @@ class FKTDataModule(pl.LightningDataModule):
         train = dataset.train
         val_index = stratified_pick(train.targets, val_fraction, split_seed, at_least_one=False)
         self.val = train.subset(val_index)
-        pool = train.subset(complement(val_index, len(train)))
+        pool_index = complement(val_index, len(train))
+        pool = train.subset(pool_index)
+        true_targets = pool.targets
         pool = pool.with_targets(hide_labels(pool.targets, label_fraction, split_seed))
-        self.train = pool.subset((pool.targets >= 0).nonzero().flatten()) if labelled_only else pool
+        kept = ((pool.targets >= 0).nonzero().flatten() if labelled_only
+                else torch.arange(len(pool)))
+        self.train = pool.subset(kept) if labelled_only else pool
         self.test = dataset.test
+        # Guided batches: each training image's cluster, and its true class for the
+        # false-negative diagnostic (labels hidden from training are still known here).
+        self.train_clusters = None if clusters is None else clusters[pool_index][kept]
+        self.train_true_targets = true_targets[kept]
+        self.guided_sampler: GuidedBatchSampler | None = None
 
     @classmethod
-    def from_cfg(cls, cfg: DictConfig, dataset: ImageDataset,
-                 labelled_only: bool) -> FKTDataModule:
-        """Builds the datamodule from a validated run cfg."""
+    def from_cfg(cls, cfg: DictConfig, dataset: ImageDataset, labelled_only: bool,
+                 clusters: torch.Tensor | None = None) -> FKTDataModule:
+        """Builds the datamodule from a validated run cfg (``clusters``: the training split's
+        cluster ids for guided batches)."""
         return cls(dataset, parse_pipelines(cfg.augmentations), cfg.optimizer.batch_size,
                    label_fraction=cfg.data.label_fraction, val_fraction=cfg.data.val_fraction,
                    split_seed=cfg.data.split_seed, labelled_only=labelled_only,
                    num_workers=cfg.data.num_workers, labelled_share=cfg.data.labelled_share,
                    backend=cfg.data.augmentation_backend, seed=cfg.seed,
                    pin_memory=cfg.data.pin_memory,
-                   persistent_workers=cfg.data.persistent_workers)
+                   persistent_workers=cfg.data.persistent_workers, clusters=clusters)
 
     @property
     def labelled_train(self) -> ImageSplit:
@@ -159,9 +193,17 @@ class FKTDataModule(pl.LightningDataModule):
         # Dropping the last partial batch keeps BatchNorm and NT-Xent away from tiny batches,
         # unless the split is smaller than one global batch.
         drop_last = len(self.train) > self.batch_size * world_size
-        batches: Sampler = TrainBatchSampler(
-            self.train.targets, self.batch_size, self.labelled_share, drop_last=drop_last,
-            seed=self.seed, rank=rank, world_size=world_size)
+        batches: Sampler
+        if self.train_clusters is not None:
+            _warn_if_unguidable(self.train_clusters, self.batch_size * world_size, drop_last)
+            self.guided_sampler = GuidedBatchSampler(
+                self.train_clusters, self.batch_size, drop_last=drop_last, seed=self.seed,
+                rank=rank, world_size=world_size, true_labels=self.train_true_targets)
+            batches = self.guided_sampler
+        else:
+            batches = TrainBatchSampler(
+                self.train.targets, self.batch_size, self.labelled_share, drop_last=drop_last,
+                seed=self.seed, rank=rank, world_size=world_size)
         if self.backend == "torchvision":
             return DataLoader(AugmentedImages(self.train, self.per_image_views),
                               batch_sampler=batches, **self._loader_options())

@@ -78,6 +78,18 @@ def load(path: str | Path) -> dict[str, Any]:
     return content
 
 
+def cluster_ids(dataset: ImageDataset, name: str, path: str | Path) -> torch.Tensor:
+    """``(N_train,)`` cluster ids of the training split, from a file made for this dataset
+    (guided batches: the targets stay the dataset's).
+
+    Raises:
+        DataFormatError: The file was made for another dataset, copy or size.
+    """
+    content = _checked(dataset, name, path)
+    k = int(content["centroids"].shape[0])
+    return _relabel(dataset.train, content["train_labels"], k, path).targets
+
+
 def apply(dataset: ImageDataset, name: str, path: str | Path) -> ImageDataset:
     """The dataset with its targets replaced by the file's cluster ids (``k`` classes).
 
@@ -85,6 +97,16 @@ def apply(dataset: ImageDataset, name: str, path: str | Path) -> ImageDataset:
         DataFormatError: The file was made for another dataset, copy or size (the message
             names what differs).
     """
+    content = _checked(dataset, name, path)
+    k = int(content["centroids"].shape[0])
+    train = _relabel(dataset.train, content["train_labels"], k, path)
+    test = _relabel(dataset.test, content["test_labels"], k, path)
+    return ImageDataset(train, test, tuple(f"cluster {i}" for i in range(k)), dataset.mean,
+                        dataset.std)
+
+
+def _checked(dataset: ImageDataset, name: str, path: str | Path) -> dict[str, Any]:
+    """The file's content, once its fingerprint matches the dataset's."""
     content = load(path)
     made_for, here = content["dataset"], fingerprint(dataset, name)
     differ = [f"{key}: {made_for.get(key)!r} in the file, {here[key]!r} here"
@@ -93,11 +115,7 @@ def apply(dataset: ImageDataset, name: str, path: str | Path) -> ImageDataset:
         raise DataFormatError(f"{path} holds pseudo-labels for another dataset ("
                               + "; ".join(differ) + "); run fkt-cluster on this one, or use "
                               "its assign_to= to label it with the same centroids")
-    k = int(content["centroids"].shape[0])
-    train = _relabel(dataset.train, content["train_labels"], k, path)
-    test = _relabel(dataset.test, content["test_labels"], k, path)
-    return ImageDataset(train, test, tuple(f"cluster {i}" for i in range(k)), dataset.mean,
-                        dataset.std)
+    return content
 
 
 def _relabel(split: ImageSplit, labels: np.ndarray, k: int, path: str | Path) -> ImageSplit:

@@ -1,8 +1,10 @@
 """Lightning callbacks of the evaluation: the test metrics of a training run, gathered from the
-model's test steps, so that the method classes only compute class scores."""
+model's test steps, so that the method classes only compute class scores; and the per-epoch
+statistics of guided batches."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytorch_lightning as pl
@@ -51,3 +53,23 @@ class TestMetrics(Callback):
         self.metrics = classification_metrics(targets, predicted, self.num_classes,
                                               scores=scores, ordinal=self.ordinal)
         self.confusion = confusion(targets, predicted, self.num_classes)
+
+
+class GuidedBatchLog(Callback):
+    """Logs, after every training epoch with guided batches, the epoch's same-cluster pairs
+    (``train_guided_violations``) and the share of same-class pairs among the pairs of labelled
+    images in a batch, the false negatives NT-Xent pushes apart, for these batches
+    (``train_false_negative_share``) and for uniformly random ones
+    (``train_false_negative_share_random``)."""
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Lightning sets trainer.datamodule when fit is given one.
+        sampler = getattr(getattr(trainer, "datamodule", None), "guided_sampler", None)
+        stats = None if sampler is None else sampler.stats
+        if stats is None:
+            return
+        values = {"train_guided_violations": float(stats.same_cluster_pairs),
+                  "train_false_negative_share": stats.same_class_share,
+                  "train_false_negative_share_random": stats.random_same_class_share}
+        pl_module.log_dict({k: v for k, v in values.items() if not math.isnan(v)},
+                           on_epoch=True, on_step=False)
