@@ -90,6 +90,41 @@ def small_cnn(in_channels: int = 3, width: int = 16) -> tuple[nn.Module, int]:
     return net, net.num_features
 
 
+class DAEEncoder(nn.Module):
+    """The encoder of G-SimCLR's denoising autoencoder (Chakraborty et al., 2020): stride-2 3x3
+    convolutions with ReLU (32, 64, 128 channels for 32 px images), then average pooling to
+    ``latent_size`` x ``latent_size`` cells, flattened: the latent that k-means clusters. The
+    pooling scales it to other image sizes (28 px: 4x4 already; 96 px: 12x12 pooled to 4x4).
+
+    Shapes:
+        input: ``(B, C, H, W)``; output: ``(B, widths[-1] * latent_size ** 2)``.
+    """
+
+    def __init__(self, in_channels: int = 3, widths: tuple[int, ...] = (32, 64, 128),
+                 latent_size: int = 4) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for width in widths:
+            layers += [nn.Conv2d(channels, width, 3, stride=2, padding=1), nn.ReLU(inplace=True)]
+            channels = width
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(latent_size), nn.Flatten())
+        self.widths = tuple(widths)
+        self.latent_size = latent_size
+        self.num_features = channels * latent_size ** 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+
+@BACKBONES.register("dae_encoder")
+def dae_encoder(in_channels: int = 3, widths: tuple[int, ...] = (32, 64, 128),
+                latent_size: int = 4) -> tuple[nn.Module, int]:
+    """:class:`DAEEncoder`, ``widths[-1] * latent_size ** 2``-d latents."""
+    net = DAEEncoder(in_channels, tuple(widths), latent_size)
+    return net, net.num_features
+
+
 def build_backbone(name: str, in_channels: int, **kwargs: object) -> tuple[nn.Module, int]:
     """Builds a registered backbone for images with ``in_channels`` channels.
 

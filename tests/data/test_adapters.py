@@ -309,7 +309,7 @@ ADAPTERS = ("cifar10", "cifar100", "stl10", "intel", "aptos", "folder")
 
 
 @pytest.mark.parametrize("dataset", ADAPTERS)
-@pytest.mark.parametrize("method", ["fkt_joint", "simclr", "byol", "supervised", "mvmr"])
+@pytest.mark.parametrize("method", ["fkt_joint", "simclr", "byol", "supervised", "mvmr", "dae"])
 def test_every_dataset_has_a_valid_recipe_per_method(dataset: str, method: str) -> None:
     from hydra import compose, initialize_config_dir
 
