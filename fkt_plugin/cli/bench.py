@@ -92,7 +92,16 @@ def main(argv: list[str] | None = None) -> None:
     mvmr.add_argument("--mvmr-proj-dim", type=int,
                       help="width of every layer of MV-MR's head (default: the recipe's)")
     mvmr.add_argument("--device", help="cpu or cuda (default: cuda when available)")
-    for sub in (aug, train, data, clustering, mvmr):
+    guided = commands.add_parser(
+        "guided", help="seconds per epoch of G-SimCLR's guided batches vs uniform batches",
+        description="Seconds to draw one epoch of guided batches (the order and its pair "
+                    "statistics) and one epoch of uniform batches, on one CPU thread, "
+                    "interleaved.")
+    guided.add_argument("--images", type=int, default=1_000_000)
+    guided.add_argument("--k", type=int, default=256, help="clusters")
+    guided.add_argument("--batch-size", type=int, default=256)
+    guided.add_argument("--rounds", type=int, default=5)
+    for sub in (aug, train, data, clustering, mvmr, guided):
         sub.add_argument("--out", type=Path, help="also write the table (markdown) here")
     args = parser.parse_args(argv)
     command = shlex.join(["fkt-bench", *argv])
@@ -102,6 +111,11 @@ def main(argv: list[str] | None = None) -> None:
 
             run_clustering(args.images, args.dim, args.k, args.iterations, args.rounds,
                            args.separation, args.out, command)
+            return
+        if args.command == "guided":
+            from fkt_plugin.benchmarks.sampling import run as run_sampling
+
+            run_sampling(args.images, args.k, args.batch_size, args.rounds, args.out, command)
             return
         if args.command == "data":
             from fkt_plugin.benchmarks.data import run as run_data

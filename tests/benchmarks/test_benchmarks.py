@@ -110,3 +110,13 @@ def test_bench_mvmr_times_both_steps_and_the_parts(tmp_path: Path) -> None:
     simclr, mvmr = (float(rows[f"{m} step"][0]) for m in ("simclr", "mvmr"))
     assert float(rows["mvmr step"][1].strip(" |")) == pytest.approx(mvmr / simclr, abs=0.02)
     assert "MV-MR head 3 layers of 32" in out.read_text()
+
+
+def test_bench_guided_times_both_samplers(tmp_path: Path) -> None:
+    out = tmp_path / "guided.md"
+    main(["guided", "--images", "5000", "--k", "64", "--batch-size", "64", "--rounds", "1",
+          "--out", str(out)])
+    rows = [line for line in out.read_text().splitlines() if line.startswith("| ")][1:]
+    assert [row.split(" | ")[0].strip("| ") for row in rows] == ["guided (G-SimCLR)", "uniform"]
+    assert all(float(row.split(" | ")[1].strip(" |")) > 0 for row in rows)
+    assert "5,000 images in 64 random clusters, batch 64, one CPU thread" in out.read_text()
