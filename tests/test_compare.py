@@ -210,7 +210,8 @@ def test_a_distillation_arm_gets_its_teacher_run_directory(fmnist_dir: Path,
             arms[0], {**arms[1], "cluster": {"restarts": 2}}])))
 
 
-@pytest.mark.parametrize("name", ["fashion_mnist_cluster_transfer", "fashion_mnist_mvmr"])
+@pytest.mark.parametrize("name", ["fashion_mnist_cluster_transfer", "fashion_mnist_mvmr",
+                                  "fashion_mnist_gsimclr"])
 def test_the_shipped_study_recipes_are_valid(name: str) -> None:
     folder = RECIPES.parents[1] / "compare"
     sweep = Sweep(OmegaConf.load(folder / f"{name}.yaml"), base_dir=folder)
