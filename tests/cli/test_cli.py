@@ -171,3 +171,20 @@ def test_the_readme_mvmr_commands_compose_as_typed() -> None:
     assert "--config-name mvmr name=mvmr-fmnist" in readme
     assert "method_kwargs.teacher.run_dir=trained_models/simclr-fashion_mnist-labels1-seed5" in (
         readme)
+
+
+def test_the_readme_gsimclr_commands_compose_as_typed() -> None:
+    from tests.helpers import REPO
+
+    readme = (REPO / "README.md").read_text()
+    for name, extra in (("dae", ["name=dae-fmnist"]),
+                        ("gsimclr", ["data.pseudo_labels=clusters/dae-k256.npz",
+                                     "name=gsimclr-fmnist"])):
+        assert f"--config-name {name}" in readme and extra[-1] in readme
+        command = [sys.executable, "-m", "fkt_plugin.cli.train", "--config-path",
+                   "recipes/pretrain/fashion_mnist", "--config-name", name, *extra,
+                   "--cfg", "job"]
+        done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+        assert done.returncode == 0, done.stderr
+        assert f"name: {extra[-1].split('=')[1]}" in done.stdout
+    assert "fkt-cluster run_dir=trained_models/dae-fmnist k=256 out=clusters/dae-k256.npz" in readme
