@@ -46,8 +46,12 @@ from fkt_plugin.evaluation.protocols import (
 from fkt_plugin.methods import METHODS
 from fkt_plugin.recipes import compose_recipe
 from fkt_plugin.runner import train
+from fkt_plugin.statistics import paired_difference
 from fkt_plugin.tables import write_rows
 from fkt_plugin.transfer import cluster
+
+BOLD_MIN_SEEDS = 3
+"""A column's best mean is bolded only where its cell has at least this many seeds."""
 
 
 def _slug(text: str) -> str:
@@ -271,9 +275,40 @@ def summarise(rows: list[dict[str, Any]], arms: list[str], fractions: list[float
     return table
 
 
+def paired_rows(rows: list[dict[str, Any]], pairs: list[tuple[str, str]],
+                fractions: list[float], metric: str) -> list[dict[str, Any]]:
+    """One row per pair and fraction: the mean of ``a − b`` (in %) over the seeds both arms
+    finished, its 95% t-interval and n."""
+    def by_seed(arm: str, fraction: float) -> dict[int, float]:
+        return {int(r["seed"]): 100 * r[metric] for r in rows
+                if r["arm"] == arm and r["label_fraction"] == fraction and metric in r}
+
+    out = []
+    for a, b in pairs:
+        for fraction in fractions:
+            difference = paired_difference(by_seed(a, fraction), by_seed(b, fraction))
+            if difference is not None:
+                out.append({"arm": f"{a} − {b}", "label_fraction": fraction,
+                            "paired_metric": metric, "mean_difference": difference.mean,
+                            "ci95_low": difference.low, "ci95_high": difference.high,
+                            "n": difference.n, "text": str(difference)})
+    return out
+
+
+def paired_table(differences: list[dict[str, Any]], fractions: list[float]) -> str:
+    """``a − b: +x.xx [lo, hi] (n)`` per pair (rows) and label fraction (columns)."""
+    lines = ["| a − b | " + " | ".join(f"{100 * f:g}% labels" for f in fractions) + " |",
+             "|---" * (len(fractions) + 1) + "|"]
+    for pair in dict.fromkeys(d["arm"] for d in differences):
+        cells = {d["label_fraction"]: d["text"] for d in differences if d["arm"] == pair}
+        lines.append(f"| {pair} | " + " | ".join(cells.get(f, "-") for f in fractions) + " |")
+    return "\n".join(lines)
+
+
 def markdown_table(summary: dict[str, dict[float, tuple[float, float, int]]],
                    fractions: list[float]) -> str:
-    """Mean ± std (n) per arm (rows) and label fraction (columns); the best mean in bold."""
+    """Mean ± std (n) per arm (rows) and label fraction (columns); the best mean in bold where
+    its cell holds at least :data:`BOLD_MIN_SEEDS` runs (fewer support no ranking)."""
     best = {f: max((cells[f][0] for cells in summary.values() if f in cells), default=None)
             for f in fractions}
     lines = ["| arm | " + " | ".join(f"{100 * f:g}% labels" for f in fractions) + " |",
@@ -286,7 +321,7 @@ def markdown_table(summary: dict[str, dict[float, tuple[float, float, int]]],
                 continue
             mean, std, n = cells[f]
             text = f"{mean:.2f} ± {std:.2f} (n={n})" if n > 1 else f"{mean:.2f} (n=1)"
-            out.append(f"**{text}**" if mean == best[f] else text)
+            out.append(f"**{text}**" if mean == best[f] and n >= BOLD_MIN_SEEDS else text)
         lines.append(f"| {arm} | " + " | ".join(out) + " |")
     return "\n".join(lines)
 
@@ -304,7 +339,7 @@ def write_report(sweep: Sweep, rows: list[dict[str, Any]], command: str = "",
         metrics.append(("kappa_quadratic", "Test quadratic weighted kappa (x100)"))
     epochs = "; ".join(f"{arm.name}: {_epochs_text(arm.epochs)} epochs" for arm in cfg.arms)
     parts = [f"Mean ± std over seeds {list(cfg.seeds)} (n = finished runs per cell); "
-             f"best mean per column in bold. {epochs}."]
+             f"best mean per column in bold where n >= {BOLD_MIN_SEEDS}. {epochs}."]
     if command:
         parts.append(f"Command: `{command}`")
     for key, title in metrics:
@@ -314,6 +349,13 @@ def write_report(sweep: Sweep, rows: list[dict[str, Any]], command: str = "",
             plot_accuracy_vs_fraction({a: {f: c[:2] for f, c in cells.items()}
                                        for a, cells in summary.items()},
                                       out / "accuracy_vs_fraction.png")
+    pairs = [(str(a), str(b)) for a, b in cfg.paired]
+    if pairs:
+        differences = paired_rows(rows, pairs, fractions, "acc1")
+        parts.append("### Paired differences of test accuracy (points)\n\nMean of a − b over "
+                     "the seeds both arms finished (same splits and labelled images per seed), "
+                     "with its 95% t-interval.\n\n" + paired_table(differences, fractions))
+        write_rows(out / "results.csv", rows + differences)
     report = "\n\n".join(parts) + "\n"
     (out / "results.md").write_text(report)
     if plots:

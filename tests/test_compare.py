@@ -226,3 +226,33 @@ def test_the_shipped_study_recipes_are_valid(name: str) -> None:
             assert cfg.method_kwargs.teacher.run_dir == str(teacher)
         else:
             assert str(sweep.pseudo_label_file(job)) == cfg.data.pseudo_labels
+
+
+def test_the_report_pairs_arms_by_seed_and_bolds_only_cells_of_three_seeds(
+        fmnist_dir: Path, tmp_path: Path) -> None:
+    from scipy import stats
+
+    cfg = compare_cfg(fmnist_dir, tmp_path / "out", fractions=[0.2, 1.0], seeds=[0, 1, 2],
+                      paired=[["simclr → linear", "supervised"]])
+    sweep = Sweep(OmegaConf.create(cfg))
+    accuracy = {("supervised", 0): 0.70, ("supervised", 1): 0.72, ("supervised", 2): 0.71,
+                ("simclr → linear", 0): 0.74, ("simclr → linear", 1): 0.73,
+                ("simclr → linear", 2): 0.76}
+    rows = [{"arm": arm, "label_fraction": 0.2, "seed": seed, "acc1": value, "f1_macro": value}
+            for (arm, seed), value in accuracy.items()]
+    # At 100% labels one seed each: no interval, and no bold.
+    rows += [{"arm": arm, "label_fraction": 1.0, "seed": 0, "acc1": 0.9 + i / 100,
+              "f1_macro": 0.9} for i, arm in enumerate(["supervised", "simclr → linear"])]
+    report = write_report(sweep, rows, plots=False)
+    a = [100 * accuracy[("simclr → linear", s)] for s in range(3)]
+    b = [100 * accuracy[("supervised", s)] for s in range(3)]
+    low, high = stats.ttest_rel(a, b).confidence_interval(0.95)
+    mean = sum(x - y for x, y in zip(a, b, strict=True)) / 3
+    assert f"| simclr → linear − supervised | {mean:+.2f} [{low:+.2f}, {high:+.2f}] (n=3) | " \
+           "+1.00 (n=1, no interval) |" in report
+    assert "**74.33 ± 1.53 (n=3)**" in report and "**91.00 (n=1)**" not in report
+    csv = (tmp_path / "out" / "results.csv").read_text()
+    assert "simclr → linear − supervised" in csv and "ci95_low" in csv.splitlines()[0]
+    with pytest.raises(ConfigError, match=r"paired\[0\]=\['supervised', 'dino'\] must be two"):
+        Sweep(OmegaConf.create(compare_cfg(fmnist_dir, tmp_path, paired=[["supervised",
+                                                                           "dino"]])))

@@ -33,6 +33,9 @@ COMPARE_DEFAULTS: dict[str, Any] = {
     "embedding": {"fraction": None, "seed": None, "samples": 2000},
     # true: train nothing, summarise the runs finished so far.
     "summary_only": False,
+    # Pairs of arm names [a, b]: results.md and results.csv get the mean of a − b over the seeds
+    # both finished, with its 95% t-interval (runs with one seed share splits and labels).
+    "paired": [],
 }
 
 ARM_DEFAULTS: dict[str, Any] = {
@@ -106,6 +109,10 @@ def validate_compare_cfg(cfg: DictConfig) -> DictConfig:
         for fraction in arm.fractions or cfg.fractions:
             epochs_for(arm.epochs, fraction, f"arms[{i}].epochs")
     _check_students(cfg)
+    for i, pair in enumerate(cfg.paired):
+        if len(pair) != 2 or any(name not in names for name in pair) or pair[0] == pair[1]:
+            raise ConfigError(f"paired[{i}]={list(pair)} must be two different arm names; arms: "
+                              f"{', '.join(map(str, names))}")
     with open_dict(cfg):
         cfg.eval = validate_eval_cfg(mapping_copy(cfg.eval, "eval"))
     return cfg
