@@ -34,12 +34,15 @@ A compare recipe declares:
   overrides   hydra overrides for every training run, e.g. [backbone.name=resnet18]
   eval        settings of the protocols (see fkt-eval --help)
   out         output folder (default compare_runs)
+  paired      pairs of arm names [[a, b], ...]: mean of a − b over shared seeds with its 95%
+              t-interval, in results.md and results.csv
 
 Every run has its own directory under <out>/runs; finished runs are read back, so an interrupted
 sweep resumes where it stopped (also in another checkout that has only the runs' result files:
 a pre-training that an unfinished job still needs is trained again). summary_only=true trains
 nothing and summarises what is finished.
-Writes <out>/results.csv, <out>/results.md (mean ± std per arm and fraction),
+Writes <out>/results.csv, <out>/results.md (mean ± std per arm and fraction; bold only where
+n >= 3),
 accuracy_vs_fraction.png, training_curves.png and embedding.png (t-SNE of test features per arm).
 """
 
