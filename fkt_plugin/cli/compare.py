@@ -42,8 +42,8 @@ sweep resumes where it stopped (also in another checkout that has only the runs'
 a pre-training that an unfinished job still needs is trained again). summary_only=true trains
 nothing and summarises what is finished.
 Writes <out>/results.csv, <out>/results.md (mean ± std per arm and fraction; bold only where
-n >= 3),
-accuracy_vs_fraction.png, training_curves.png and embedding.png (t-SNE of test features per arm).
+n >= 3), accuracy_vs_fraction.png, training_curves.png and embedding.png (t-SNE of test features
+per arm).
 """
 
 
