@@ -44,7 +44,8 @@ def compare_cfg(data_dir: Path, out: Path, **changes) -> dict:
     ({"arms": [{"name": "a", "recipe": "simclr", "epochs": 1, "protocol": "probe"}]},
      "arms\\[0\\].protocol='probe' is unknown; use null .* linear, mlp, knn, finetune"),
     ({"arms": [{"name": "a", "recipe": "swav", "epochs": 1}]},
-     "arm 'a': no recipe 'swav' in .*; known: byol, fkt_joint, simclr, supervised"),
+     "arm 'a': no recipe 'swav' in .*; known: byol, dae, fkt_joint, fkt_joint_guided, "
+     "gsimclr, mvmr, mvmr_distill, simclr, supervised"),
     ({"arms": [{"name": "a", "recipe": "simclr", "epochs": 1}] * 2}, "two arms are named 'a'"),
     ({"arms": [{"name": "a", "recipe": "simclr", "epochs": {0.1: 3}}]},
      "no entry for label fraction 0.2"),

@@ -44,7 +44,8 @@ def test_unknown_method_on_the_command_line(fmnist_dir: Path, tmp_path: Path) ->
     done = fkt_train("--config-name", "simclr", *tiny_overrides(fmnist_dir, tmp_path),
                      "method=swav", cwd=tmp_path)
     assert done.returncode == 2
-    assert "error: unknown method 'swav'; known methods: byol, fkt_joint, simclr" in done.stderr
+    assert ("error: unknown method 'swav'; known methods: byol, dae, fkt_joint, mvmr, simclr, "
+            "supervised") in done.stderr
     assert "Traceback" not in done.stderr
 
 
