@@ -78,8 +78,8 @@ def _warn_if_unguidable(clusters: torch.Tensor, global_batch: int, drop_last: bo
     if over:
         warnings.warn(f"{int((sizes > batches).sum())} clusters of data.pseudo_labels hold more "
                       f"images than the {batches} batches of an epoch (largest: "
-                      f"{int(sizes.max())}): at least {over} same-cluster pairs per epoch cannot be "
-                      "avoided", stacklevel=3)
+                      f"{int(sizes.max())}): at least {over} same-cluster pairs per epoch "
+                      "cannot be avoided", stacklevel=3)
 
 
 class FKTDataModule(pl.LightningDataModule):
