@@ -41,7 +41,8 @@ def test_register_decorator_adds_and_refuses_duplicates() -> None:
 
 def test_unknown_method_in_cfg(fmnist_dir: Path, tmp_path: Path) -> None:
     cfg = load_recipe("simclr", [*tiny_overrides(fmnist_dir, tmp_path), "method=mocov9"])
-    with pytest.raises(UnknownNameError, match="known methods: byol, fkt_joint"):
+    with pytest.raises(UnknownNameError, match="known methods: byol, dae, fkt_joint, mvmr, "
+                                               "simclr, supervised"):
         validate_run_cfg(cfg)
 
 

@@ -52,7 +52,7 @@ def test_unknown_method_on_the_command_line(fmnist_dir: Path, tmp_path: Path) ->
 def test_help_lists_methods_and_datasets(tmp_path: Path) -> None:
     done = fkt_train("--help", cwd=tmp_path)
     assert done.returncode == 0
-    assert "methods:   byol, fkt_joint, simclr, supervised" in done.stdout
+    assert "methods:   byol, dae, fkt_joint, mvmr, simclr, supervised" in done.stdout
     assert "datasets:  aptos, cifar10, cifar100, fashion_mnist, folder, intel, stl10" in done.stdout
 
 
