@@ -1,4 +1,5 @@
-"""Encoders: torchvision ResNets (with a small-image stem option) and a small CPU-friendly CNN.
+"""Encoders: torchvision ResNets (with a small-image stem option), a small CPU-friendly CNN, the
+DAE encoder, and any timm model as ``timm/<model>``.
 
 Every builder returns ``(module, feature_dim)``; the module maps ``(B, C, H, W)`` images to
 ``(B, feature_dim)`` features, and ``feature_dim`` is read off the built module, never assumed.
@@ -6,12 +7,16 @@ Every builder returns ``(module, feature_dim)``; the module maps ``(B, C, H, W)`
 
 from __future__ import annotations
 
+import difflib
+import functools
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
 from torchvision import models
 
+from fkt_plugin.errors import MissingDependencyError, UnknownNameError
 from fkt_plugin.registry import Registry
 
 BackboneBuilder = Callable[..., tuple[nn.Module, int]]
@@ -125,14 +130,57 @@ def dae_encoder(in_channels: int = 3, widths: tuple[int, ...] = (32, 64, 128),
     return net, net.num_features
 
 
+TIMM_PREFIX = "timm/"
+"""``backbone.name=timm/<model>`` builds any model of timm's registry as the encoder."""
+
+
+def _timm_model(model: str, in_channels: int = 3, pretrained: bool = False,
+                **kwargs: Any) -> tuple[nn.Module, int]:
+    """A timm model without its classifier (``num_classes=0``: globally pooled features), for
+    ``in_channels``-channel images; no weights are downloaded unless ``pretrained=True``.
+    ``kwargs`` go to ``timm.create_model`` (e.g. ``img_size`` and ``patch_size`` for a ViT on
+    small images)."""
+    import timm  # optional: checked by backbone_builder
+
+    net = timm.create_model(model, pretrained=pretrained, num_classes=0, in_chans=in_channels,
+                            **kwargs)
+    # Every timm model sets num_features, the width of its pooled features (an int attribute,
+    # which nn.Module's typing cannot tell from a submodule).
+    return net, int(getattr(net, "num_features"))  # noqa: B009
+
+
+def backbone_builder(name: str) -> BackboneBuilder:
+    """The builder of a registered backbone, or of ``timm/<model>``.
+
+    Raises:
+        UnknownNameError: ``name`` is not registered, or timm has no such model (the message
+            lists the known names, or timm's closest ones).
+        MissingDependencyError: A ``timm/`` name without timm installed.
+    """
+    if not name.startswith(TIMM_PREFIX):
+        return BACKBONES[name]
+    model = name.removeprefix(TIMM_PREFIX)
+    try:
+        import timm
+    except ImportError:
+        raise MissingDependencyError(f"backbone.name={name} needs timm: pip install timm (or "
+                                     "fkt-plugin[timm])") from None
+    if not timm.is_model(model):
+        close = difflib.get_close_matches(model, timm.list_models(), n=5, cutoff=0.6)
+        hint = f"; close matches: {', '.join(TIMM_PREFIX + m for m in close)}" if close else ""
+        raise UnknownNameError(f"timm has no model {model!r} (backbone.name={name}){hint}")
+    return functools.partial(_timm_model, model)
+
+
 def build_backbone(name: str, in_channels: int, **kwargs: object) -> tuple[nn.Module, int]:
-    """Builds a registered backbone for images with ``in_channels`` channels.
+    """Builds a registered backbone (or ``timm/<model>``) for images with ``in_channels``
+    channels.
 
     Raises:
         UnknownNameError: ``name`` is not registered (the message lists the known ones).
         TypeError: ``kwargs`` holds an argument the backbone does not take.
     """
-    builder = BACKBONES[name]
+    builder = backbone_builder(name)
     try:
         return builder(in_channels=in_channels, **kwargs)
     except TypeError as err:

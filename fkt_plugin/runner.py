@@ -81,6 +81,16 @@ def claim_run_dir(run_dir: Path, cfg: DictConfig) -> None:
     OmegaConf.save(cfg, saved_path)
 
 
+def _finished_epochs(checkpoint: Path) -> int | str:
+    """The epochs a Lightning checkpoint had finished (``?`` if it does not say)."""
+    try:
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception:  # an unreadable file is Lightning's to report when it restores it
+        return "?"
+    epoch = saved.get("epoch") if isinstance(saved, dict) else None
+    return epoch + 1 if isinstance(epoch, int) else "?"
+
+
 def _append_csv(earlier: Path, later: Path) -> None:
     """Appends the rows of CSV ``later`` to CSV ``earlier`` (header = union of both)."""
     write_rows(earlier, read_rows(earlier) + read_rows(later))
@@ -141,6 +151,9 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
         ))
     last = ckpt_dir / "last.ckpt"
     resume = str(last) if cfg.auto_resume.enabled and last.exists() else None
+    if resume and is_rank_zero:
+        print(f"resuming {cfg.name} from {last} after epoch {_finished_epochs(last)} "
+              "(auto_resume.enabled=false starts over)", flush=True)
     # Lightning's CSV logger starts metrics.csv afresh; keep the epochs before a resumption.
     metrics_csv, earlier_csv = run_dir / "metrics.csv", run_dir / "metrics.before-resume.csv"
     if is_rank_zero and resume and metrics_csv.exists():

@@ -81,3 +81,15 @@ def test_swapping_the_method_fills_its_defaults_and_drops_foreign_kwargs(
         cfg = validate_run_cfg(cfg)
     assert cfg.method_kwargs.momentum_start == 0.99
     assert "ssl_weight" not in cfg.method_kwargs
+
+
+def test_a_warmup_longer_than_the_run_is_named(fmnist_dir: Path, tmp_path: Path) -> None:
+    cfg = load_recipe("simclr", [*tiny_overrides(fmnist_dir, tmp_path), "max_epochs=2",
+                                 "scheduler.warmup_epochs=10"])
+    with pytest.raises(ConfigError, match="scheduler.warmup_epochs=10 is longer than the run "
+                                          r"\(max_epochs=2\): lower it, e.g. "
+                                          "scheduler.warmup_epochs=0.2"):
+        validate_run_cfg(cfg)
+    cfg = load_recipe("simclr", [*tiny_overrides(fmnist_dir, tmp_path), "max_epochs=2",
+                                 "scheduler.warmup_epochs=2"])
+    assert validate_run_cfg(cfg).scheduler.warmup_epochs == 2

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, ListConfig, open_dict
 from fkt_plugin.args.solo_lars import translate_solo_lars_kwargs
 from fkt_plugin.augmentation import parse_pipelines
 from fkt_plugin.augmentation.schema import BACKENDS
-from fkt_plugin.backbones import BACKBONES
+from fkt_plugin.backbones import backbone_builder
 from fkt_plugin.config import (
     fill_defaults,
     require_choice,
@@ -138,7 +138,7 @@ def validate_run_cfg(cfg: DictConfig) -> DictConfig:
     if extra:
         warnings.warn(f"config keys not used by fkt-train: {', '.join(extra)}", stacklevel=2)
     fill_defaults(cfg, RUN_DEFAULTS)
-    BACKBONES[cfg.backbone.name]
+    backbone_builder(cfg.backbone.name)
     DATASETS[cfg.data.dataset]
     _check_data(cfg.data)
     _check_optimisation(cfg)
@@ -197,3 +197,10 @@ def _check_optimisation(cfg: DictConfig) -> None:
         require_positive(cfg.optimizer[key], f"optimizer.{key}")
     require_positive_int(cfg.optimizer.batch_size, "optimizer.batch_size")
     require_positive_int(cfg.max_epochs, "max_epochs")
+    warmup = cfg.scheduler.warmup_epochs
+    require_in_range(warmup, "scheduler.warmup_epochs", 0.0, float("inf"))
+    if cfg.scheduler.name == "warmup_cosine" and warmup > cfg.max_epochs:
+        # lightly's scheduler would stop the run at its first step with a bare ValueError.
+        raise ConfigError(f"scheduler.warmup_epochs={warmup} is longer than the run "
+                          f"(max_epochs={cfg.max_epochs}): lower it, e.g. "
+                          f"scheduler.warmup_epochs={min(warmup, cfg.max_epochs / 10):g}")

@@ -11,6 +11,7 @@ from fkt_plugin.cli.errors import user_errors_exit
 from fkt_plugin.cli.hydra_app import main_with_help, recipe_folder
 from fkt_plugin.config import mapping_copy
 from fkt_plugin.errors import ConfigError, MissingPathError
+from fkt_plugin.recipes import PRETRAIN_RECIPES
 
 HELP = """\
 fkt-compare: train and evaluate every arm of a comparison at every label fraction and seed, and
@@ -65,7 +66,9 @@ def _run(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Entry point of ``fkt-compare``."""
-    main_with_help(HELP, _run)
+    main_with_help(HELP, _run, recipes=(
+        "fkt-compare --config-path recipes/compare --config-name <recipe> [KEY=VALUE ...]",
+        PRETRAIN_RECIPES.parent / "compare"))
 
 
 if __name__ == "__main__":

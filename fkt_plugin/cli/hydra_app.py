@@ -39,12 +39,41 @@ def absolute_config_path(argv: list[str]) -> list[str]:
     return out
 
 
-def main_with_help(help_text: str, run: Callable[[], None]) -> None:
+def _names_a_recipe(argv: list[str]) -> bool:
+    return any(arg in ("--config-name", "-cn") or arg.startswith(("--config-name=", "-cn="))
+               for arg in argv)
+
+
+def shipped_recipes(folder: Path) -> str:
+    """The recipes under ``folder``, one line per subfolder: ``<folder>: <names>``."""
+    lines = []
+    for sub in sorted({p.parent for p in folder.rglob("*.yaml")
+                       if p.parent.name != "augmentations"}):
+        names = ", ".join(sorted(p.stem for p in sub.glob("*.yaml")))
+        lines.append(f"  {sub.relative_to(folder.parent.parent)}: {names}")
+    return "\n".join(lines)
+
+
+def main_with_help(help_text: str, run: Callable[[], None],
+                   recipes: tuple[str, Path] | None = None) -> None:
     """Prints ``help_text`` for ``-h``/``--help`` (hydra's own help knows nothing of our keys),
     else runs the hydra application ``run`` with relative recipe folders resolved against the
-    working directory, as solo-learn's users type them."""
-    if {"-h", "--help"} & set(sys.argv[1:]):
+    working directory, as solo-learn's users type them.
+
+    Args:
+        recipes: For tools that need a recipe: the usage to show and the folder of the shipped
+            recipes, listed when the command line names none (hydra would only say that the
+            first key is "not in struct").
+    """
+    argv = sys.argv[1:]
+    if {"-h", "--help"} & set(argv):
         print(help_text)
         return
-    sys.argv = [sys.argv[0], *absolute_config_path(sys.argv[1:])]
+    if recipes is not None and not _names_a_recipe(argv):
+        usage, folder = recipes
+        shipped = (f"; shipped recipes:\n{shipped_recipes(folder)}" if folder.is_dir()
+                   else f" ({folder} is not here: recipes ship with the source checkout)")
+        print(f"error: no recipe given: {usage}{shipped}", file=sys.stderr)
+        raise SystemExit(2)
+    sys.argv = [sys.argv[0], *absolute_config_path(argv)]
     run()

@@ -12,6 +12,7 @@ from fkt_plugin.cli.errors import user_errors_exit
 from fkt_plugin.cli.hydra_app import main_with_help
 from fkt_plugin.data import DATASETS
 from fkt_plugin.methods import METHODS
+from fkt_plugin.recipes import PRETRAIN_RECIPES
 
 HELP = f"""\
 fkt-train: train a method from a recipe and test the model selected on validation.
@@ -52,7 +53,9 @@ def _run(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Entry point of ``fkt-train``."""
-    main_with_help(HELP, _run)
+    main_with_help(HELP, _run, recipes=(
+        "fkt-train --config-path recipes/pretrain/<dataset> --config-name <recipe> [KEY=VALUE ...]",
+        PRETRAIN_RECIPES))
 
 
 if __name__ == "__main__":

@@ -70,7 +70,8 @@ class _EpochRecorder(pl.Callback):
         self.epochs.append(trainer.current_epoch)
 
 
-def test_an_interrupted_run_resumes_from_its_checkpoint(fmnist_dir: Path, tmp_path: Path) -> None:
+def test_an_interrupted_run_resumes_from_its_checkpoint(fmnist_dir: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture) -> None:
     overrides = [*tiny_overrides(fmnist_dir, tmp_path), "max_epochs=2", "++name=resume"]
     with pytest.raises(RuntimeError, match="simulated interruption"):
         train(load_recipe("supervised", overrides), callbacks=[_Interrupt()])
@@ -81,6 +82,7 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(fmnist_dir: Path, tmp_pa
     results = train(cfg, callbacks=[recorder])
     assert recorder.epochs == [1]
     assert results["resumed_from"] == str(last)
+    assert f"resuming resume from {last} after epoch 1 " in capsys.readouterr().out
     with open(run_dir_of(cfg) / "metrics.csv", newline="") as handle:
         epochs = {row["epoch"] for row in csv.DictReader(handle) if row.get("val_acc1")}
     assert {"0", "1"} <= epochs  # the epoch before the interruption is still in the log
@@ -189,3 +191,16 @@ def test_the_readme_gsimclr_commands_compose_as_typed() -> None:
         assert done.returncode == 0, done.stderr
         assert f"name: {extra[-1].split('=')[1]}" in done.stdout
     assert "fkt-cluster run_dir=trained_models/dae-fmnist k=256 out=clusters/dae-k256.npz" in readme
+
+
+@pytest.mark.parametrize("module", ["fkt_plugin.cli.train", "fkt_plugin.cli.compare"])
+def test_no_recipe_on_the_command_line_lists_the_shipped_ones(module: str,
+                                                              tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", module, "method=simclr"], capture_output=True,
+                          text=True, cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("error: no recipe given: fkt-")
+    if module.endswith("train"):
+        assert "recipes/pretrain/fashion_mnist: byol, dae, fkt_joint" in done.stderr
+    else:
+        assert "recipes/compare: demo, fashion_mnist" in done.stderr
