@@ -23,7 +23,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
-from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from fkt_plugin.args.run import RUN_DEFAULTS, validate_run_cfg
@@ -31,7 +31,7 @@ from fkt_plugin.checkpoints import load_backbone_weights
 from fkt_plugin.config import mapping_copy, plain_dict
 from fkt_plugin.data import LOADER_KEYS, FKTDataModule, ImageDataset, load_dataset, pseudo_labels
 from fkt_plugin.data.splits import class_weights
-from fkt_plugin.errors import ConfigError
+from fkt_plugin.errors import ConfigError, MissingDependencyError
 from fkt_plugin.evaluation.callbacks import GuidedBatchLog, TestMetrics
 from fkt_plugin.evaluation.plots import plot_confusion_matrix
 from fkt_plugin.methods import METHODS, BaseMethod
@@ -41,7 +41,7 @@ from fkt_plugin.tables import read_rows, write_rows
 _RESUMABLE_KEYS = {"accelerator", "devices", "num_nodes", "strategy", "data.num_workers",
                    "data.pin_memory", "data.persistent_workers", "log_every_n_steps",
                    "data.train_path", "data.val_path", "checkpoint", "auto_resume",
-                   "performance.compile", "performance.compile_mode"}
+                   "performance.compile", "performance.compile_mode", "logger", "wandb"}
 
 
 def run_dir_of(cfg: DictConfig) -> Path:
@@ -79,6 +79,31 @@ def claim_run_dir(run_dir: Path, cfg: DictConfig) -> None:
             )
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, saved_path)
+
+
+def make_loggers(cfg: DictConfig, run_dir: Path) -> list[Logger]:
+    """metrics.csv always (the curves and resumption read it); TensorBoard and Weights & Biases
+    as the cfg asks.
+
+    Raises:
+        MissingDependencyError: The logger's package is not installed.
+    """
+    loggers: list[Logger] = [CSVLogger(run_dir, name="", version="")]
+    if cfg.logger == "tensorboard":
+        try:
+            loggers.append(TensorBoardLogger(run_dir, name="tensorboard", version=""))
+        except ModuleNotFoundError:
+            raise MissingDependencyError("logger=tensorboard needs tensorboard: pip install "
+                                         "tensorboard") from None
+    if cfg.wandb.enabled:
+        try:
+            loggers.append(WandbLogger(name=cfg.name, project=cfg.wandb.project,
+                                       entity=cfg.wandb.entity, offline=cfg.wandb.offline,
+                                       save_dir=str(run_dir)))
+        except ModuleNotFoundError:
+            raise MissingDependencyError("wandb.enabled=true needs wandb: pip install wandb, "
+                                         "or wandb.enabled=false") from None
+    return loggers
 
 
 def _finished_epochs(checkpoint: Path) -> int | str:
@@ -164,13 +189,13 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
             metrics_csv.replace(earlier_csv)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Experiment logs directory")
-        logger = CSVLogger(run_dir, name="", version="")
+        loggers = make_loggers(cfg, run_dir)
     test_metrics = TestMetrics(dataset.num_classes, dataset.ordinal)
     trainer = pl.Trainer(
         max_epochs=cfg.max_epochs, accelerator=cfg.accelerator, devices=cfg.devices,
         num_nodes=cfg.num_nodes, strategy=cfg.strategy, sync_batchnorm=cfg.sync_batchnorm,
         # The datamodule's batch samplers split every global batch across processes already.
-        use_distributed_sampler=False, precision=cfg.precision, logger=logger,
+        use_distributed_sampler=False, precision=cfg.precision, logger=loggers,
         callbacks=[*checkpointing, test_metrics, GuidedBatchLog(), *callbacks],
         log_every_n_steps=cfg.log_every_n_steps,
         enable_checkpointing=cfg.checkpoint.enabled, enable_model_summary=False,

@@ -106,7 +106,15 @@ RUN_DEFAULTS: dict[str, Any] = {
     # 32-true, bf16-mixed (GPUs from Ampere on, and CPUs), 16-mixed.
     "precision": "32-true",
     "log_every_n_steps": 20,
+    # metrics.csv is always written; tensorboard adds TensorBoard event files in
+    # <run>/tensorboard (pip install tensorboard).
+    "logger": "csv",
+    # solo-learn's block: log to Weights & Biases too (pip install wandb); offline: true writes
+    # the run under <run>/wandb with no network, for a later `wandb sync`.
+    "wandb": {"enabled": False, "entity": None, "project": "fkt-plugin", "offline": False},
 }
+
+LOGGERS = ("csv", "tensorboard")
 
 OPTIMIZERS = ("sgd", "lars", "adam", "adamw")
 SCHEDULERS = ("warmup_cosine", "cosine", "none")
@@ -142,6 +150,7 @@ def validate_run_cfg(cfg: DictConfig) -> DictConfig:
     DATASETS[cfg.data.dataset]
     _check_data(cfg.data)
     _check_optimisation(cfg)
+    require_choice(cfg.logger, "logger", LOGGERS)
     if (cfg.backbone.name.startswith("resnet") and "small_stem" not in cfg.backbone.kwargs
             and cfg.data.dataset in SMALL_IMAGE_DATASETS):
         with open_dict(cfg):

@@ -204,3 +204,19 @@ def test_no_recipe_on_the_command_line_lists_the_shipped_ones(module: str,
         assert "recipes/pretrain/fashion_mnist: byol, dae, fkt_joint" in done.stderr
     else:
         assert "recipes/compare: demo, fashion_mnist" in done.stderr
+
+
+def test_tensorboard_and_wandb_offline_write_their_files(make_cfg, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    cfg = make_cfg("supervised", "++logger=tensorboard", "++wandb.enabled=true",
+                   "++wandb.offline=true", "name=logged")
+    train(cfg)
+    run_dir = tmp_path / "logged"
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    assert list((run_dir / "wandb").glob("offline-run-*"))
+    assert (run_dir / "metrics.csv").is_file()  # CSV stays on
+    with pytest.raises(ConfigError, match="logger='mlflow' is unknown; use one of csv, "
+                                          "tensorboard"):
+        make_cfg("supervised", "++logger=mlflow")
