@@ -114,9 +114,12 @@ def load_run_config(run_dir: str | Path) -> DictConfig:
     # Filled from the dataset when the run is prepared; not recipe keys.
     for key in ("num_classes", "num_channels", "ordinal", "class_weights"):
         cfg.data.pop(key, None)
-    # A student trained on cluster ids is evaluated (and fine-tuned) on the real labels.
+    # A student trained on cluster ids is evaluated (and fine-tuned) on the real labels, and a
+    # run whose batches the clusters guided is fine-tuned with uniform batches.
     if cfg.data.get("pseudo_labels") is not None:
         cfg.data.pseudo_labels = None
+        if cfg.data.get("batch_sampler") == "guided":
+            cfg.data.batch_sampler = "random"
     return cfg
 
 

@@ -100,5 +100,12 @@ def test_a_dae_run_is_a_cluster_teacher_that_guides_gsimclr(fmnist_dir: Path,
     spread = [divmod(int(n), 19) for n in sizes]
     bound = sum(r * (q + 1) * q // 2 + (19 - r) * q * (q - 1) // 2 for q, r in spread)
     assert guided["same_cluster_pairs_total"] <= bound
+    # Evaluated like any run: on the real labels, with uniform batches for fine-tuning.
+    from fkt_plugin.evaluation.protocols import evaluate_run
+
+    probe = evaluate_run(OmegaConf.create({"run_dir": str(tmp_path / "gsimclr"),
+                                           "protocols": ["linear"], "label_fraction": 0.5,
+                                           "plots": {"embedding": False}}))
+    assert 0 <= probe["linear"]["test"]["acc1"] <= 1
     with pytest.raises(ConfigError, match="needs data.pseudo_labels"):
         train(load_recipe("gsimclr", [*data, "name=unguided"]))
