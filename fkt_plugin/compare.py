@@ -144,7 +144,7 @@ class Sweep:
             extra.append(f"++data.pseudo_labels={labels}")
         return self._compose(arm, [
             f"data.label_fraction={fraction}", f"seed={job.seed}", f"data.split_seed={job.seed}",
-            f"max_epochs={epochs}", f"checkpoint.dir={(self.out / 'runs').resolve()}",
+            f"max_epochs={epochs}", f"checkpoint.dir={self.out / 'runs'}",
             f"++name={name}", *extra,
         ])
 

@@ -129,7 +129,7 @@ def finetune(run_dir: str | Path, checkpoint: str, label_fraction: float,
         cfg.name = f"{cfg.name}-finetune-{fraction_tag(label_fraction)}"
         cfg.method = "supervised"
         cfg.method_kwargs = {}
-        cfg.pretrained_feature_extractor = str(path.resolve())
+        cfg.pretrained_feature_extractor = str(path)  # as given: relative stays relative
         cfg.data.label_fraction = label_fraction
         cfg.max_epochs = epochs_for(settings.max_epochs, label_fraction, "finetune.max_epochs")
         cfg.optimizer.lr = settings.lr
