@@ -103,3 +103,48 @@ def make_cifar10(root: Path, photos: list[np.ndarray], bytes_keys: bool,
             [n.encode() if bytes_keys else n for n in names]}
     (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
     return folder
+
+
+PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field")
+INTEL = ("buildings", "forest", "glacier")
+
+
+def make_intel(root: Path, doubled: bool = True) -> dict[str, Path]:
+    """seg_train/seg_train/<class>/, seg_test/seg_test/<class>/, seg_pred/seg_pred/."""
+    files = {}
+    for split, per_class in (("seg_train", 2), ("seg_test", 1)):
+        base = root / split / split if doubled else root / split
+        for c, name in enumerate(INTEL):
+            (base / name).mkdir(parents=True)
+            for k in range(per_class):
+                path = base / name / f"{c}{k}.jpg"
+                Image.fromarray(photo(PHOTOS[(c + k) % 5], 150)).save(path, quality=95)
+                files[f"{split}/{name}/{k}"] = path
+    pred = root / "seg_pred" / "seg_pred"
+    pred.mkdir(parents=True)
+    Image.fromarray(photo("rocket", 150)).save(pred / "9.jpg", quality=95)
+    # One off-size image, as in the real data: resized on decoding.
+    Image.fromarray(photo("coffee", 150)).resize((150, 113)).save(
+        (root / "seg_train" / "seg_train" if doubled else root / "seg_train") / "forest" / "x.jpg",
+        quality=95)
+    return files
+
+
+def retina_photo(size: int = 200, border: tuple[int, int, int, int] = (0, 0, 0, 0)) -> np.ndarray:
+    """scikit-image's real fundus photo at ``size`` px, with extra black borders (t, b, l, r)."""
+    image = np.asarray(Image.fromarray(skdata.retina()).resize((size, size)))
+    top, bottom, left, right = border
+    return np.pad(image, ((top, bottom), (left, right), (0, 0)))
+
+
+def make_aptos(root: Path, grades: list[int]) -> list[str]:
+    (root / "train_images").mkdir(parents=True)
+    codes = [f"{i:012x}" for i in range(len(grades))]
+    lines = ["id_code,diagnosis"]
+    for i, (code, grade) in enumerate(zip(codes, grades, strict=True)):
+        border = (10 + 7 * i, 3, 40, 5 + i)  # dark borders of different widths
+        Image.fromarray(retina_photo(120 + 10 * (i % 4), border)).save(
+            root / "train_images" / f"{code}.png")
+        lines.append(f"{code},{grade}")
+    (root / "train.csv").write_text("\n".join(lines) + "\n")
+    return codes

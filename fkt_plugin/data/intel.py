@@ -20,6 +20,7 @@ from fkt_plugin.data.splits import join
 from fkt_plugin.errors import DatasetNotFoundError
 
 NATIVE_SIZE = 150
+NUM_CLASSES = 6  # buildings, forest, glacier, mountain, sea, street
 
 
 def _inner(folder: Path) -> Path:

@@ -12,16 +12,23 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from skimage import data as skdata
 
 from fkt_plugin.data import load_dataset
 from fkt_plugin.data.aptos import circle_crop_then_resize
 from fkt_plugin.data.image_cache import decode_files, resize_square
 from fkt_plugin.errors import ConfigError, DataFormatError, DatasetNotFoundError
-from tests.helpers import REPO, make_cifar10, nchw, photo, write_cifar_batch
-
-PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field")
-
+from tests.helpers import (
+    INTEL,
+    PHOTOS,
+    REPO,
+    make_aptos,
+    make_cifar10,
+    make_intel,
+    nchw,
+    photo,
+    retina_photo,
+    write_cifar_batch,
+)
 
 # ---------------------------------------------------------------- CIFAR (python pickles)
 
@@ -120,30 +127,6 @@ def test_stl10_bad_inputs(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- Intel (JPEG folders)
 
-INTEL = ("buildings", "forest", "glacier")
-
-
-def make_intel(root: Path, doubled: bool = True) -> dict[str, Path]:
-    """seg_train/seg_train/<class>/, seg_test/seg_test/<class>/, seg_pred/seg_pred/."""
-    files = {}
-    for split, per_class in (("seg_train", 2), ("seg_test", 1)):
-        base = root / split / split if doubled else root / split
-        for c, name in enumerate(INTEL):
-            (base / name).mkdir(parents=True)
-            for k in range(per_class):
-                path = base / name / f"{c}{k}.jpg"
-                Image.fromarray(photo(PHOTOS[(c + k) % 5], 150)).save(path, quality=95)
-                files[f"{split}/{name}/{k}"] = path
-    pred = root / "seg_pred" / "seg_pred"
-    pred.mkdir(parents=True)
-    Image.fromarray(photo("rocket", 150)).save(pred / "9.jpg", quality=95)
-    # One off-size image, as in the real data: resized on decoding.
-    Image.fromarray(photo("coffee", 150)).resize((150, 113)).save(
-        (root / "seg_train" / "seg_train" if doubled else root / "seg_train") / "forest" / "x.jpg",
-        quality=95)
-    return files
-
-
 def test_intel_pixels_labels_levels_and_unlabelled_pool(tmp_path: Path) -> None:
     root = tmp_path / "intel"
     files = make_intel(root)
@@ -212,26 +195,6 @@ def test_the_cache_is_reused_and_rebuilt_when_a_file_changes(tmp_path: Path) -> 
 
 
 # ---------------------------------------------------------------- APTOS (CSV + PNG)
-
-def retina_photo(size: int = 200, border: tuple[int, int, int, int] = (0, 0, 0, 0)) -> np.ndarray:
-    """scikit-image's real fundus photo at ``size`` px, with extra black borders (t, b, l, r)."""
-    image = np.asarray(Image.fromarray(skdata.retina()).resize((size, size)))
-    top, bottom, left, right = border
-    return np.pad(image, ((top, bottom), (left, right), (0, 0)))
-
-
-def make_aptos(root: Path, grades: list[int]) -> list[str]:
-    (root / "train_images").mkdir(parents=True)
-    codes = [f"{i:012x}" for i in range(len(grades))]
-    lines = ["id_code,diagnosis"]
-    for i, (code, grade) in enumerate(zip(codes, grades, strict=True)):
-        border = (10 + 7 * i, 3, 40, 5 + i)  # dark borders of different widths
-        Image.fromarray(retina_photo(120 + 10 * (i % 4), border)).save(
-            root / "train_images" / f"{code}.png")
-        lines.append(f"{code},{grade}")
-    (root / "train.csv").write_text("\n".join(lines) + "\n")
-    return codes
-
 
 def test_aptos_circle_crop_holdout_and_kappa_flag(tmp_path: Path) -> None:
     root = tmp_path / "aptos"

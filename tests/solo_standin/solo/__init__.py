@@ -1,0 +1,1 @@
+"""Stand-in of solo-learn (see ../README.md)."""
