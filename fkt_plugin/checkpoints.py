@@ -102,8 +102,14 @@ def backbone_from_checkpoint(cfg: DictConfig, path: str | Path, in_channels: int
     return backbone.cuda() if torch.cuda.is_available() else backbone
 
 
+# What a run saved before a setting existed did, where that differs from today's default:
+# validation labels were on top of the budget, and the best validation epoch was scored.
+LEGACY_RUN_SETTINGS = {"data.val_labels": "extra", "selection": "best_val"}
+
+
 def load_run_config(run_dir: str | Path) -> DictConfig:
-    """The saved ``config.yaml`` of a run directory."""
+    """The saved ``config.yaml`` of a run directory (a setting it predates reads as what the run
+    did then, :data:`LEGACY_RUN_SETTINGS`)."""
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise MissingPathError(f"{path} does not exist: is {run_dir} a run directory made by "
@@ -111,6 +117,9 @@ def load_run_config(run_dir: str | Path) -> DictConfig:
     cfg = OmegaConf.load(path)
     if not isinstance(cfg, DictConfig):
         raise ConfigError(f"{path} is not a mapping of run settings")
+    for key, value in LEGACY_RUN_SETTINGS.items():
+        if OmegaConf.select(cfg, key, default=None) is None:
+            OmegaConf.update(cfg, key, value, force_add=True)
     # Filled from the dataset when the run is prepared; not recipe keys.
     for key in ("num_classes", "num_channels", "ordinal", "class_weights"):
         cfg.data.pop(key, None)

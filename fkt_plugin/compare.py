@@ -142,6 +142,10 @@ class Sweep:
             labels = self.pseudo_label_file(job)
             name = f"{name}-student-of-{labels.stem}"
             extra.append(f"++data.pseudo_labels={labels}")
+        for key, value in (("data.val_labels", self.cfg.val_labels),
+                           ("selection", self.cfg.selection)):
+            if value is not None:
+                extra.append(f"++{key}={value}")
         return self._compose(arm, [
             f"data.label_fraction={fraction}", f"seed={job.seed}", f"data.split_seed={job.seed}",
             f"max_epochs={epochs}", f"checkpoint.dir={self.out / 'runs'}",

@@ -3,9 +3,11 @@
 Layout of a run directory ``<checkpoint.dir>/<name>/``::
 
     config.yaml          the validated cfg (a rerun must match it to resume)
-    checkpoints/         last.ckpt (every epoch, for auto-resume) and best.ckpt (by val_acc1)
+    checkpoints/         last.ckpt (every epoch, for auto-resume) and best.ckpt (by val_acc1,
+                         with selection=best_val)
     metrics.csv          Lightning's CSV log
-    results.json         final validation and test metrics of the selected model
+    results.json         final validation and test metrics of the selected model, the labels
+                         used (train, validation, total) and the optimiser steps
     confusion_matrix.png test confusion matrix of the selected model
     eval/                frozen-feature evaluations (:mod:`fkt_plugin.evaluation.protocols`)
 """
@@ -27,7 +29,7 @@ from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger, Wand
 from pytorch_lightning.utilities import rank_zero_only
 
 from fkt_plugin.args.run import RUN_DEFAULTS, validate_run_cfg
-from fkt_plugin.checkpoints import load_backbone_weights
+from fkt_plugin.checkpoints import LEGACY_RUN_SETTINGS, load_backbone_weights
 from fkt_plugin.config import mapping_copy, plain_dict
 from fkt_plugin.data import LOADER_KEYS, FKTDataModule, ImageDataset, load_dataset, pseudo_labels
 from fkt_plugin.data.splits import class_weights
@@ -67,8 +69,8 @@ def claim_run_dir(run_dir: Path, cfg: DictConfig) -> None:
     if saved_path.exists():
         saved = _identity_keys(plain_dict(mapping_copy(OmegaConf.load(saved_path))))
         now = _identity_keys(plain_dict(cfg))
-        # A key that an older version did not write yet counts as its default.
-        defaults = _identity_keys(RUN_DEFAULTS)
+        # A key that an older version did not write yet counts as what that version did.
+        defaults = _identity_keys(RUN_DEFAULTS) | LEGACY_RUN_SETTINGS
         changed = sorted(k for k in saved.keys() | now.keys()
                          if saved.get(k, defaults.get(k)) != now.get(k))
         if changed:
@@ -169,9 +171,12 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
         claim_run_dir(run_dir, cfg)
     ckpt_dir = run_dir / "checkpoints"
     checkpointing: list[Callback] = []
+    has_val = len(datamodule.val) > 0
     if cfg.checkpoint.enabled:
+        best = cfg.selection == "best_val"
         checkpointing.append(ModelCheckpoint(
-            dirpath=ckpt_dir, filename="best", monitor="val_acc1", mode="max", save_last=True,
+            dirpath=ckpt_dir, filename="best", monitor="val_acc1" if best else None, mode="max",
+            save_top_k=1 if best else 0, save_last=True,
             every_n_epochs=cfg.checkpoint.frequency, enable_version_counter=False,
         ))
     last = ckpt_dir / "last.ckpt"
@@ -192,7 +197,10 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
         loggers = make_loggers(cfg, run_dir)
     test_metrics = TestMetrics(dataset.num_classes, dataset.ordinal)
     trainer = pl.Trainer(
-        max_epochs=cfg.max_epochs, accelerator=cfg.accelerator, devices=cfg.devices,
+        # With max_steps the run ends after that many optimiser steps, whatever the epochs.
+        max_epochs=cfg.max_epochs if cfg.max_steps is None else -1,
+        max_steps=cfg.max_steps if cfg.max_steps is not None else -1,
+        accelerator=cfg.accelerator, devices=cfg.devices,
         num_nodes=cfg.num_nodes, strategy=cfg.strategy, sync_batchnorm=cfg.sync_batchnorm,
         # The datamodule's batch samplers split every global batch across processes already.
         use_distributed_sampler=False, precision=cfg.precision, logger=loggers,
@@ -212,19 +220,25 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
     if is_rank_zero and earlier_csv.exists() and metrics_csv.exists():
         _append_csv(earlier_csv, metrics_csv)
         earlier_csv.replace(metrics_csv)
-    selected = "best" if cfg.checkpoint.enabled else None
-    val = trainer.validate(model, datamodule=datamodule, ckpt_path=selected, verbose=False)[0]
+    # best_val reloads the best checkpoint; last scores the weights training ended with.
+    selected = "best" if cfg.checkpoint.enabled and cfg.selection == "best_val" else None
+    val = (trainer.validate(model, datamodule=datamodule, ckpt_path=selected, verbose=False)[0]
+           if has_val else None)
     trainer.test(model, datamodule=datamodule, ckpt_path=selected, verbose=False)
     results = {
         "name": cfg.name, "method": cfg.method, "dataset": cfg.data.dataset,
         "backbone": cfg.backbone.name, "label_fraction": cfg.data.label_fraction,
-        "seed": cfg.seed, "max_epochs": cfg.max_epochs,
+        "seed": cfg.seed, "max_epochs": cfg.max_epochs, "max_steps": cfg.max_steps,
+        "optimizer_steps": trainer.global_step, "epochs": trainer.current_epoch,
         "train_images": len(datamodule.train),
         "labelled_train_images": len(datamodule.labelled_train),
+        "labels": {"val_labels": cfg.data.val_labels, **datamodule.labels},
+        "selection": cfg.selection,
         "resumed_from": resume, "initialised_from": initialised_from,
         "fit_seconds": round(time.time() - started, 1),
         "selected_checkpoint": str(ckpt_dir / "best.ckpt") if selected else None,
-        "val": {k.removeprefix("val_"): float(v) for k, v in val.items()},
+        "val": ({k.removeprefix("val_"): float(v) for k, v in val.items()}
+                if val is not None else None),
         "test": test_metrics.metrics,
         "test_confusion_matrix": test_metrics.confusion,
     }

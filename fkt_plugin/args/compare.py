@@ -7,14 +7,17 @@ from typing import Any
 from omegaconf import DictConfig, open_dict
 
 from fkt_plugin.args.evaluation import PROTOCOLS, validate_eval_cfg
+from fkt_plugin.args.run import SELECTIONS
 from fkt_plugin.config import (
     epochs_for,
     fill_defaults,
     mapping_copy,
+    require_choice,
     require_in_range,
     unknown_keys,
     unknown_settings,
 )
+from fkt_plugin.data.splits import VAL_LABELS
 from fkt_plugin.errors import ConfigError
 
 COMPARE_DEFAULTS: dict[str, Any] = {
@@ -33,6 +36,11 @@ COMPARE_DEFAULTS: dict[str, Any] = {
     "embedding": {"fraction": None, "seed": None, "samples": 2000},
     # true: train nothing, summarise the runs finished so far.
     "summary_only": False,
+    # data.val_labels and selection of every run (null: each recipe's own): the protocol of
+    # the labels and of the scored model, kept out of the run names so that a sweep started
+    # before these keys existed resumes.
+    "val_labels": None,
+    "selection": None,
     # Pairs of arm names [a, b]: results.md and results.csv get the mean of a − b over the seeds
     # both finished, with its 95% t-interval (runs with one seed share splits and labels).
     "paired": [],
@@ -108,6 +116,10 @@ def validate_compare_cfg(cfg: DictConfig) -> DictConfig:
                                   f"non-empty subset of fractions={list(cfg.fractions)}")
         for fraction in arm.fractions or cfg.fractions:
             epochs_for(arm.epochs, fraction, f"arms[{i}].epochs")
+    if cfg.val_labels is not None:
+        require_choice(cfg.val_labels, "val_labels", VAL_LABELS)
+    if cfg.selection is not None:
+        require_choice(cfg.selection, "selection", SELECTIONS)
     _check_students(cfg)
     for i, pair in enumerate(cfg.paired):
         if len(pair) != 2 or any(name not in names for name in pair) or pair[0] == pair[1]:

@@ -29,6 +29,7 @@ from fkt_plugin.config import (
 )
 from fkt_plugin.data import DATASETS
 from fkt_plugin.data.files import BAD_IMAGE_POLICIES
+from fkt_plugin.data.splits import VAL_LABELS
 from fkt_plugin.errors import ConfigError
 from fkt_plugin.methods import METHODS
 
@@ -44,6 +45,10 @@ RUN_DEFAULTS: dict[str, Any] = {
         "train_path": None,
         "val_path": None,
         "label_fraction": 1.0,
+        # budget: the validation split is carved from the labelled share, so train + validation
+        # labels = label_fraction of the pool; extra: validation labels on top of the budget
+        # (as papers usually do); none: no validation split, the last epoch is scored.
+        "val_labels": "budget",
         "val_fraction": 0.1,
         "split_seed": 0,
         "num_workers": 0,
@@ -97,6 +102,12 @@ RUN_DEFAULTS: dict[str, Any] = {
     "checkpoint": {"enabled": True, "dir": "trained_models", "frequency": 1},
     "auto_resume": {"enabled": True},
     "max_epochs": 100,
+    # null: max_epochs ends the run; an int: the run stops after this many optimiser steps
+    # (whatever the epochs), so that arms with different epoch sizes train equally long.
+    "max_steps": None,
+    # The model that is scored: best_val (the epoch of best validation accuracy) or last; null:
+    # best_val when there is a validation split, else last.
+    "selection": None,
     "accelerator": "auto",
     "devices": 1,
     "num_nodes": 1,
@@ -151,6 +162,7 @@ def validate_run_cfg(cfg: DictConfig) -> DictConfig:
     _check_data(cfg.data)
     _check_optimisation(cfg)
     require_choice(cfg.logger, "logger", LOGGERS)
+    _resolve_selection(cfg)
     if (cfg.backbone.name.startswith("resnet") and "small_stem" not in cfg.backbone.kwargs
             and cfg.data.dataset in SMALL_IMAGE_DATASETS):
         with open_dict(cfg):
@@ -172,6 +184,20 @@ def validate_run_cfg(cfg: DictConfig) -> DictConfig:
     return method_cls.add_and_assert_specific_cfg(cfg)
 
 
+SELECTIONS = ("best_val", "last")
+
+
+def _resolve_selection(cfg: DictConfig) -> None:
+    """Fills ``selection`` (null: best_val with a validation split, else last) and checks it."""
+    if cfg.selection is None:
+        with open_dict(cfg):
+            cfg.selection = "last" if cfg.data.val_labels == "none" else "best_val"
+    require_choice(cfg.selection, "selection", SELECTIONS)
+    if cfg.selection == "best_val" and cfg.data.val_labels == "none":
+        raise ConfigError("selection=best_val needs a validation split, but data.val_labels=none "
+                          "has none: set selection=last, or data.val_labels=budget")
+
+
 BATCH_SAMPLERS = ("random", "guided")
 """``data.batch_sampler``: uniform batches, or G-SimCLR's cluster-guided ones."""
 
@@ -179,6 +205,7 @@ BATCH_SAMPLERS = ("random", "guided")
 def _check_data(data: DictConfig) -> None:
     require_in_range(data.label_fraction, "data.label_fraction", 0.0, 1.0, low_open=True)
     require_in_range(data.val_fraction, "data.val_fraction", 0.0, 0.5)
+    require_choice(data.val_labels, "data.val_labels", VAL_LABELS)
     require_choice(data.on_bad_image, "data.on_bad_image", BAD_IMAGE_POLICIES)
     if data.image_size is not None:
         require_positive_int(data.image_size, "data.image_size")
@@ -206,9 +233,12 @@ def _check_optimisation(cfg: DictConfig) -> None:
         require_positive(cfg.optimizer[key], f"optimizer.{key}")
     require_positive_int(cfg.optimizer.batch_size, "optimizer.batch_size")
     require_positive_int(cfg.max_epochs, "max_epochs")
+    if cfg.max_steps is not None:
+        require_positive_int(cfg.max_steps, "max_steps")
     warmup = cfg.scheduler.warmup_epochs
     require_in_range(warmup, "scheduler.warmup_epochs", 0.0, float("inf"))
-    if cfg.scheduler.name == "warmup_cosine" and warmup > cfg.max_epochs:
+    # A max_steps run checks its warm-up when its epoch size is known (configure_optimizers).
+    if cfg.scheduler.name == "warmup_cosine" and cfg.max_steps is None and warmup > cfg.max_epochs:
         # lightly's scheduler would stop the run at its first step with a bare ValueError.
         raise ConfigError(f"scheduler.warmup_epochs={warmup} is longer than the run "
                           f"(max_epochs={cfg.max_epochs}): lower it, e.g. "

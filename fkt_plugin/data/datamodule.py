@@ -23,7 +23,7 @@ from fkt_plugin.augmentation.schema import BACKENDS, parse_pipelines
 from fkt_plugin.config import require_choice
 from fkt_plugin.data.dataset import ImageDataset, ImageSplit
 from fkt_plugin.data.samplers import GuidedBatchSampler, TrainBatchSampler
-from fkt_plugin.data.splits import complement, hide_labels, stratified_pick
+from fkt_plugin.data.splits import VAL_LABELS, carve_labels
 
 
 class IndexedBatches(Dataset):
@@ -85,8 +85,9 @@ def _warn_if_unguidable(clusters: torch.Tensor, global_batch: int, drop_last: bo
 class FKTDataModule(pl.LightningDataModule):
     """Train / validation / test loaders over an :class:`ImageDataset`.
 
-    The validation split is carved (stratified, seeded) from the training split, with its labels;
-    of the rest, all but ``label_fraction`` per class get target -1. Training batches are
+    The validation split is carved (stratified, seeded) from the training split, inside the label
+    budget or outside it (``val_labels``, :func:`~fkt_plugin.data.splits.carve_labels`); the
+    training pool's images beyond the budget get target -1. Training batches are
     ``(idx, views, targets)``; validation and test batches are ``(images, targets)``.
 
     Args:
@@ -108,6 +109,11 @@ class FKTDataModule(pl.LightningDataModule):
         persistent_workers: Keep loader workers alive between epochs.
         clusters: ``(N_train,)`` cluster ids of the training split (``data.pseudo_labels``):
             training batches are then G-SimCLR's guided ones (:class:`GuidedBatchSampler`).
+        val_labels: ``budget`` (validation labels count toward ``label_fraction``), ``extra``
+            or ``none`` (no validation split).
+
+    Attributes:
+        labels: Labels the run uses: ``{"train": ..., "val": ..., "total": ...}``.
 
     Raises:
         ConfigError: ``backend`` is unknown.
@@ -118,9 +124,10 @@ class FKTDataModule(pl.LightningDataModule):
                  labelled_only: bool = False, num_workers: int = 0,
                  labelled_share: float | None = None, backend: str = "kornia", seed: int = 0,
                  pin_memory: bool | None = None, persistent_workers: bool = True,
-                 clusters: torch.Tensor | None = None) -> None:
+                 clusters: torch.Tensor | None = None, val_labels: str = "budget") -> None:
         super().__init__()
         require_choice(backend, "data.augmentation_backend", BACKENDS)
+        require_choice(val_labels, "data.val_labels", VAL_LABELS)
         if backend == "torchvision" and num_workers == 0:
             warnings.warn("data.augmentation_backend=torchvision with data.num_workers=0 "
                           "augments every image in the training process; set data.num_workers "
@@ -138,12 +145,13 @@ class FKTDataModule(pl.LightningDataModule):
         self.eval_transform = EvalTransform(int(pipelines[0].crop_size), dataset.mean,
                                             dataset.std)
         train = dataset.train
-        val_index = stratified_pick(train.targets, val_fraction, split_seed, at_least_one=False)
-        self.val = train.subset(val_index)
-        pool_index = complement(val_index, len(train))
+        carved = carve_labels(train.targets, label_fraction, val_fraction, val_labels, split_seed)
+        self.labels = carved.counts
+        self.val = train.subset(carved.val_index)
+        pool_index = carved.pool_index
         pool = train.subset(pool_index)
         true_targets = pool.targets
-        pool = pool.with_targets(hide_labels(pool.targets, label_fraction, split_seed))
+        pool = pool.with_targets(carved.pool_targets)
         kept = ((pool.targets >= 0).nonzero().flatten() if labelled_only
                 else torch.arange(len(pool)))
         self.train = pool.subset(kept) if labelled_only else pool
@@ -165,7 +173,8 @@ class FKTDataModule(pl.LightningDataModule):
                    num_workers=cfg.data.num_workers, labelled_share=cfg.data.labelled_share,
                    backend=cfg.data.augmentation_backend, seed=cfg.seed,
                    pin_memory=cfg.data.pin_memory,
-                   persistent_workers=cfg.data.persistent_workers, clusters=clusters)
+                   persistent_workers=cfg.data.persistent_workers, clusters=clusters,
+                   val_labels=cfg.data.val_labels)
 
     @property
     def labelled_train(self) -> ImageSplit:
@@ -210,8 +219,13 @@ class FKTDataModule(pl.LightningDataModule):
         return DataLoader(IndexedBatches(self.train), batch_size=None, sampler=batches,
                           **self._loader_options())
 
-    def val_dataloader(self) -> DataLoader:
-        return self._eval_loader(self.val)
+    def val_dataloader(self) -> DataLoader | list[DataLoader]:
+        # No validation split (data.val_labels=none): Lightning skips validation.
+        return self._eval_loader(self.val) if len(self.val) else []
+
+    def labelled_train_loader(self) -> DataLoader:
+        """The labelled training images, evaluation-transformed (a kNN bank's features)."""
+        return self._eval_loader(self.labelled_train)
 
     def test_dataloader(self) -> DataLoader:
         return self._eval_loader(self.test)

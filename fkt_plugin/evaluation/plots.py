@@ -106,25 +106,34 @@ def plot_accuracy_vs_fraction(summary: Mapping[str, Mapping[float, tuple[float, 
     return save_figure(fig, path)
 
 
-def read_epoch_metric(metrics_csv: str | Path, key: str) -> list[tuple[int, float]]:
-    """``(epoch, value)`` pairs of one key from a Lightning CSV log, in order."""
-    return [(int(float(row["epoch"])), float(row[key])) for row in read_rows(metrics_csv)
-            if row.get(key) not in (None, "")]
+def read_training_metric(metrics_csv: str | Path, key: str) -> list[tuple[int, float]]:
+    """``(optimiser step, value)`` pairs of one key logged during training, in order.
+
+    The validation and test that follow training log one more row each, at an epoch no
+    training row has: those rows are left out (they re-score the selected model; they are not
+    a point of the curve).
+    """
+    rows = read_rows(metrics_csv)
+    trained = {row["epoch"] for row in rows if row.get("train_loss") not in (None, "")}
+    # Lightning logs an epoch's end at the index of its last step: steps done = index + 1.
+    return [(int(float(row["step"])) + 1, float(row[key])) for row in rows
+            if row.get(key) not in (None, "") and row["epoch"] in trained]
 
 
 def plot_training_curves(curves: Mapping[str, Mapping[str, str | Path]], key: str,
                          path: str | Path) -> Path:
-    """One panel per group (group → line label → metrics.csv), ``key`` against epoch."""
+    """One panel per group (group → line label → metrics.csv), ``key`` against optimiser
+    steps (arms whose epochs differ in size compare by steps, not epochs)."""
     cols = min(3, len(curves))
     rows = math.ceil(len(curves) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.8 * rows), squeeze=False)
     for ax, (group, lines) in zip(axes.flat, curves.items(), strict=False):
         for label, metrics_csv in lines.items():
-            points = read_epoch_metric(metrics_csv, key)
+            points = read_training_metric(metrics_csv, key)
             if points:
                 ax.plot(*zip(*points, strict=True), marker=".", label=label)
         ax.set_title(group)
-        ax.set_xlabel("epoch")
+        ax.set_xlabel("optimiser steps")
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)

@@ -92,6 +92,8 @@ def frozen_protocol_scores(protocol: str, feats: FrozenFeatures,
     train_x, train_y = feats.train
     val_x, val_y = feats.val
     test_x, _ = feats.test
+    if not len(val_y):
+        return _scores_without_validation(protocol, feats, settings)
     if protocol == "linear":
         probe = fit_linear_probe(train_x, train_y, val_x, val_y, num_classes,
                                  weight_decays=list(settings.weight_decays),
@@ -108,6 +110,32 @@ def frozen_protocol_scores(protocol: str, feats: FrozenFeatures,
         return knn.scores(test_x), {"k": settings.k, "temperature": settings.temperature,
                                     "val": {"acc1": val_acc}}
     raise ValueError(f"{protocol!r} is not a frozen-feature protocol")
+
+
+def _scores_without_validation(protocol: str, feats: FrozenFeatures, settings: DictConfig
+                               ) -> tuple[torch.Tensor, dict[str, Any]]:
+    """A run without a validation split (``data.val_labels=none``): nothing is selected, so
+    each protocol must be fully specified."""
+    num_classes = feats.dataset.num_classes
+    train_x, train_y = feats.train
+    test_x, _ = feats.test
+    if protocol == "linear":
+        if len(settings.weight_decays) != 1:
+            raise ConfigError(
+                f"the run has no validation split (data.val_labels=none) to choose among "
+                f"linear.weight_decays={list(settings.weight_decays)}: give one, e.g. "
+                "linear.weight_decays=[1e-4]")
+        probe = fit_linear_probe(train_x, train_y, train_x[:0], train_y[:0], num_classes,
+                                 weight_decays=list(settings.weight_decays),
+                                 max_iter=settings.max_iter)
+        return probe.scores(test_x), {"weight_decay": probe.weight_decay, "val": None}
+    if protocol == "knn":
+        knn = KNNClassifier(num_classes, settings.k, settings.temperature).fit(train_x, train_y)
+        return knn.scores(test_x), {"k": settings.k, "temperature": settings.temperature,
+                                    "val": None}
+    raise ConfigError(f"the {protocol} protocol selects its epoch on validation, and the run has "
+                      "no validation split (data.val_labels=none): use linear or knn, or a run "
+                      "with data.val_labels=budget")
 
 
 def finetune(run_dir: str | Path, checkpoint: str, label_fraction: float,

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from lightly.utils.lars import LARS
 from lightly.utils.scheduler import CosineWarmupScheduler
 from omegaconf import DictConfig, OmegaConf, open_dict
+from pytorch_lightning.trainer.states import TrainerFn
 from torch import nn
 
 from fkt_plugin.augmentation.schema import count_views
@@ -151,7 +152,17 @@ class BaseMethod(pl.LightningModule):
             return optimizer
         total_steps = int(self.trainer.estimated_stepping_batches)
         warmup_epochs = sched_cfg.warmup_epochs if sched_cfg.name == "warmup_cosine" else 0
-        warmup_steps = int(warmup_epochs * total_steps / (self.trainer.max_epochs or 1))
+        if self.cfg.get("max_steps") is None:
+            warmup_steps = int(warmup_epochs * total_steps / (self.trainer.max_epochs or 1))
+        else:
+            # A run of max_steps: warm-up epochs are epochs of this run's training split
+            # (Lightning sizes the loader only when the epochs bound the run).
+            self.trainer.fit_loop.setup_data()
+            warmup_steps = int(warmup_epochs * self.trainer.num_training_batches)
+            if warmup_steps > total_steps:
+                raise ConfigError(
+                    f"scheduler.warmup_epochs={warmup_epochs} is {warmup_steps} steps, longer "
+                    f"than the run (max_steps={total_steps}): lower scheduler.warmup_epochs")
         # lightly's scheduler scales each group's own lr, so the classifier keeps its ratio.
         scheduler = CosineWarmupScheduler(
             optimizer, warmup_epochs=warmup_steps, max_epochs=total_steps,
@@ -276,8 +287,32 @@ class BaseMethod(pl.LightningModule):
             self.log("train_acc1", hits / labelled)
 
     def _fit_knn(self) -> None:
-        """The kNN of this evaluation, on the features of the epoch's labelled images."""
-        self._knn = self.knn_bank.classifier() if self.knn_bank is not None else None
+        """The kNN of this evaluation: during training, on the features the epoch's labelled
+        images had (solo-learn's online kNN); in a validation or test after training, on the
+        labelled training images encoded by the weights being scored (a reloaded best
+        checkpoint's bank would otherwise hold another epoch's features)."""
+        if self.knn_bank is None:
+            self._knn = None
+        elif self.trainer.state.fn == TrainerFn.FITTING:
+            self._knn = self.knn_bank.classifier()
+        else:
+            self._knn = self._knn_of_labelled_train()
+
+    @torch.no_grad()
+    def _knn_of_labelled_train(self) -> KNNClassifier | None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None or not hasattr(datamodule, "labelled_train_loader"):
+            return self.knn_bank.classifier() if self.knn_bank is not None else None
+        transform = datamodule.eval_transform.to(self.device)
+        feats, targets = [], []
+        for _, images, labels in datamodule.labelled_train_loader():
+            feats.append(self(transform(images.to(self.device)))["feats"])
+            targets.append(labels.to(self.device))
+        if not feats:
+            return None
+        knn = self.cfg.knn_eval
+        return KNNClassifier(self.num_classes, knn.k, knn.temperature).fit(
+            torch.cat(feats), torch.cat(targets))
 
     def on_validation_epoch_start(self) -> None:
         # Before validation, hence before this epoch's checkpoints are written.

@@ -29,3 +29,33 @@ def test_the_bank_keeps_only_labelled_rows_and_resets() -> None:
     bank.reset()
     bank.add(torch.ones(2, 2), torch.tensor([-1, -1]))
     assert bank.classifier() is None
+
+
+def test_the_final_knn_scores_use_the_reloaded_weights(make_cfg) -> None:
+    """After training, val/test kNN of the selected (reloaded) checkpoint vote with that
+    checkpoint's features of the labelled training images, not with the last epoch's bank."""
+    import numpy as np
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from fkt_plugin.methods import METHODS
+    from fkt_plugin.runner import prepare, run_dir_of, train
+
+    cfg = make_cfg("supervised", "max_epochs=3", "knn_eval.k=1", "optimizer.lr=0.3")
+    results = train(cfg.copy())
+    cfg, _, datamodule = prepare(cfg)
+    model = METHODS[cfg.method](cfg)
+    best = torch.load(run_dir_of(cfg) / "checkpoints" / "best.ckpt", map_location="cpu",
+                      weights_only=False)
+    model.load_state_dict(best["state_dict"])
+    model.eval()
+
+    def features(split) -> tuple[np.ndarray, np.ndarray]:
+        with torch.no_grad():
+            x = datamodule.eval_transform(split.read(slice(None)))
+            return model(x)["feats"].numpy(), split.targets.numpy()
+
+    bank_x, bank_y = features(datamodule.labelled_train)
+    val_x, val_y = features(datamodule.val)
+    oracle = KNeighborsClassifier(n_neighbors=1, metric="cosine").fit(bank_x, bank_y)
+    expected = float((oracle.predict(val_x) == val_y).mean())
+    assert results["val"]["knn_acc1"] == pytest.approx(expected, abs=1e-6)
