@@ -11,7 +11,7 @@ Files under ``<out>/``::
     runs/                   one run directory per training run (see :mod:`fkt_plugin.runner`)
     results.csv             every (arm, fraction, seed): test metrics and where they came from
     results.md              mean ± std per arm and fraction (accuracy, macro F1[, kappa])
-    accuracy_vs_fraction.png, training_curves.png, embedding.png
+    accuracy_vs_fraction.png, training_curves.png, pretraining_knn.png, embedding.png
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from fkt_plugin.args.compare import validate_compare_cfg
+from fkt_plugin.args.compare import seeds_for, validate_compare_cfg
 from fkt_plugin.args.run import validate_run_cfg
 from fkt_plugin.config import epochs_for, mapping_copy
 from fkt_plugin.errors import ConfigError, MissingPathError
@@ -44,9 +44,9 @@ from fkt_plugin.evaluation.protocols import (
     subsample,
 )
 from fkt_plugin.methods import METHODS
-from fkt_plugin.recipes import compose_recipe
+from fkt_plugin.recipes import apply_value_overrides, compose_recipe
 from fkt_plugin.runner import train
-from fkt_plugin.statistics import paired_difference
+from fkt_plugin.statistics import paired_difference, reading
 from fkt_plugin.tables import write_rows
 from fkt_plugin.transfer import cluster
 
@@ -91,22 +91,37 @@ class Sweep:
         if not self.recipes.is_dir():
             raise MissingPathError(f"recipes={self.recipes} is not a folder of training recipes")
         self._run_cfgs: dict[tuple[str, float, int], DictConfig] = {}
-        self.jobs = [Job(arm, float(f), int(s)) for s in self.cfg.seeds
+        self._arm_cfgs: dict[str, DictConfig] = {}
+        first_seeds = dict.fromkeys(s for f in self.cfg.fractions
+                                    for s in seeds_for(self.cfg, float(f)))
+        self.jobs = [Job(arm, float(f), s) for s in first_seeds
                      for f in self.cfg.fractions for arm in self.cfg.arms
-                     if arm.fractions is None or f in arm.fractions]
+                     if (arm.fractions is None or f in arm.fractions)
+                     and s in seeds_for(self.cfg, float(f))]
+        self.first_seed = next(iter(first_seeds))
         # Composing every run's cfg up front catches a bad recipe or override before hours of
         # training, not in the middle.
         for job in self.jobs:
             validate_run_cfg(self.run_cfg(job))
 
     def _compose(self, arm: DictConfig, overrides: list[str]) -> DictConfig:
-        recipe = str(arm.recipe).removesuffix(".yaml")
-        if not (self.recipes / f"{recipe}.yaml").is_file():
-            known = sorted(p.stem for p in self.recipes.glob("*.yaml"))
-            raise ConfigError(f"arm {arm.name!r}: no recipe {recipe!r} in {self.recipes}; "
-                              f"known: {', '.join(known)}")
-        return compose_recipe(self.recipes / f"{recipe}.yaml",
-                              [*self.cfg.overrides, *arm.overrides, *overrides])
+        """The arm's recipe with the sweep's and the arm's overrides, then a job's
+        ``key=value`` overrides."""
+        return apply_value_overrides(self._arm_base(arm), overrides)
+
+    def _arm_base(self, arm: DictConfig) -> DictConfig:
+        """The arm's recipe with the sweep's and the arm's overrides, composed once per arm
+        (shared: callers copy before changing it)."""
+        name = str(arm.name)
+        if name not in self._arm_cfgs:
+            recipe = str(arm.recipe).removesuffix(".yaml")
+            if not (self.recipes / f"{recipe}.yaml").is_file():
+                known = sorted(p.stem for p in self.recipes.glob("*.yaml"))
+                raise ConfigError(f"arm {arm.name!r}: no recipe {recipe!r} in {self.recipes}; "
+                                  f"known: {', '.join(known)}")
+            self._arm_cfgs[name] = compose_recipe(self.recipes / f"{recipe}.yaml",
+                                                  [*self.cfg.overrides, *arm.overrides])
+        return self._arm_cfgs[name]
 
     def run_cfg(self, job: Job) -> DictConfig:
         """The training run behind a job: the arm's own run, or its shared pre-training."""
@@ -117,8 +132,13 @@ class Sweep:
 
     def _make_run_cfg(self, job: Job) -> DictConfig:
         arm = job.arm
-        epochs = epochs_for(arm.epochs, job.fraction, f"arm {arm.name!r} epochs")
-        base = self._compose(arm, [])
+        if arm.steps is None:
+            epochs = epochs_for(arm.epochs, job.fraction, f"arm {arm.name!r} epochs")
+            length, length_tag = [f"max_epochs={epochs}"], f"e{epochs}"
+        else:
+            steps = epochs_for(arm.steps, job.fraction, f"arm {arm.name!r} steps")
+            length, length_tag = [f"++max_steps={steps}"], f"s{steps}"
+        base = self._arm_base(arm)
         # A student learns from its teacher's cluster ids only: no real label, like SSL.
         label_free = arm.protocol is not None and (
             arm.teacher is not None or not METHODS[base.method].supervised_grad)
@@ -131,7 +151,7 @@ class Sweep:
             key = json.dumps([list(self.cfg.overrides), list(arm.overrides)])
             digest = hashlib.sha1(key.encode()).hexdigest()[:6]
             tag = "" if label_free else f"-{fraction_tag(fraction)}"
-            name = f"{_slug(str(arm.recipe))}-e{epochs}{tag}-seed{job.seed}-{digest}"
+            name = f"{_slug(str(arm.recipe))}-{length_tag}{tag}-seed{job.seed}-{digest}"
         # Paths as given (relative to the working directory, like out): a committed sweep
         # resumes from another checkout.
         if arm.teacher is not None and arm.k is None:
@@ -148,7 +168,7 @@ class Sweep:
                 extra.append(f"++{key}={value}")
         return self._compose(arm, [
             f"data.label_fraction={fraction}", f"seed={job.seed}", f"data.split_seed={job.seed}",
-            f"max_epochs={epochs}", f"checkpoint.dir={self.out / 'runs'}",
+            *length, f"checkpoint.dir={self.out / 'runs'}",
             f"++name={name}", *extra,
         ])
 
@@ -259,9 +279,12 @@ def run_sweep(sweep: Sweep, train_missing: bool = True,
         else:
             log(f"[{i}/{len(sweep.jobs)}] {label}: finished earlier, read back")
         results = json.loads(sweep.eval_file(job).read_text())
+        labels = results.get("labels") or {}
         rows.append({"arm": job.arm.name, "label_fraction": job.fraction, "seed": job.seed,
                      **results["test"], "run": str(sweep.run_dir(job).name),
-                     "source": sweep.eval_file(job).name})
+                     "source": sweep.eval_file(job).name,
+                     **{f"labels_{k}": labels[k] for k in ("train", "val", "total")
+                        if k in labels}})
     return rows
 
 
@@ -279,18 +302,22 @@ def summarise(rows: list[dict[str, Any]], arms: list[str], fractions: list[float
     return table
 
 
+def _by_seed(rows: list[dict[str, Any]], arm: str, fraction: float,
+             metric: str) -> dict[int, float]:
+    """seed → metric (in %) of one arm at one fraction."""
+    return {int(r["seed"]): 100 * r[metric] for r in rows
+            if r["arm"] == arm and r["label_fraction"] == fraction and metric in r}
+
+
 def paired_rows(rows: list[dict[str, Any]], pairs: list[tuple[str, str]],
                 fractions: list[float], metric: str) -> list[dict[str, Any]]:
     """One row per pair and fraction: the mean of ``a − b`` (in %) over the seeds both arms
     finished, its 95% t-interval and n."""
-    def by_seed(arm: str, fraction: float) -> dict[int, float]:
-        return {int(r["seed"]): 100 * r[metric] for r in rows
-                if r["arm"] == arm and r["label_fraction"] == fraction and metric in r}
-
     out = []
     for a, b in pairs:
         for fraction in fractions:
-            difference = paired_difference(by_seed(a, fraction), by_seed(b, fraction))
+            difference = paired_difference(_by_seed(rows, a, fraction, metric),
+                                           _by_seed(rows, b, fraction, metric))
             if difference is not None:
                 out.append({"arm": f"{a} − {b}", "label_fraction": fraction,
                             "paired_metric": metric, "mean_difference": difference.mean,
@@ -330,6 +357,22 @@ def markdown_table(summary: dict[str, dict[float, tuple[float, float, int]]],
     return "\n".join(lines)
 
 
+def labels_table(rows: list[dict[str, Any]], arms: list[str], fractions: list[float]) -> str:
+    """``train + val = total`` labels per arm and fraction (every seed draws the same counts;
+    a cell whose seeds differ shows each), so that the columns' label budgets can be read."""
+    lines = ["| arm | " + " | ".join(f"{100 * f:g}% labels" for f in fractions) + " |",
+             "|---" * (len(fractions) + 1) + "|"]
+    for arm in arms:
+        cells = []
+        for f in fractions:
+            counts = dict.fromkeys(
+                f"{r['labels_train']} + {r['labels_val']} = {r['labels_total']}" for r in rows
+                if r["arm"] == arm and r["label_fraction"] == f and "labels_total" in r)
+            cells.append(" / ".join(counts) or "-")
+        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def write_report(sweep: Sweep, rows: list[dict[str, Any]], command: str = "",
                  plots: bool = True) -> str:
     """Writes results.csv, results.md and the plots under ``<out>``; returns the markdown."""
@@ -341,8 +384,10 @@ def write_report(sweep: Sweep, rows: list[dict[str, Any]], command: str = "",
     metrics = [("acc1", "Test accuracy (%)"), ("f1_macro", "Test macro F1 (%)")]
     if any("kappa_quadratic" in row for row in rows):
         metrics.append(("kappa_quadratic", "Test quadratic weighted kappa (x100)"))
-    epochs = "; ".join(f"{arm.name}: {_epochs_text(arm.epochs)} epochs" for arm in cfg.arms)
-    parts = [f"Mean ± std over seeds {list(cfg.seeds)} (n = finished runs per cell); "
+    epochs = "; ".join(f"{arm.name}: {_epochs_text(arm.epochs)} epochs" if arm.steps is None
+                       else f"{arm.name}: {_epochs_text(arm.steps)} steps" for arm in cfg.arms)
+    seeds = "; ".join(f"{100 * f:g}%: {seeds_for(cfg, f)}" for f in fractions)
+    parts = [f"Mean ± std over seeds ({seeds}; n = finished runs per cell); "
              f"best mean per column in bold where n >= {BOLD_MIN_SEEDS}. {epochs}."]
     if command:
         parts.append(f"Command: `{command}`")
@@ -353,6 +398,9 @@ def write_report(sweep: Sweep, rows: list[dict[str, Any]], command: str = "",
             plot_accuracy_vs_fraction({a: {f: c[:2] for f, c in cells.items()}
                                        for a, cells in summary.items()},
                                       out / "accuracy_vs_fraction.png")
+    if any("labels_total" in row for row in rows):
+        parts.append("### Labels used per run (training + validation = total)\n\n"
+                     + labels_table(rows, arms, fractions))
     pairs = [(str(a), str(b)) for a, b in cfg.paired]
     if pairs:
         differences = paired_rows(rows, pairs, fractions, "acc1")
@@ -360,10 +408,17 @@ def write_report(sweep: Sweep, rows: list[dict[str, Any]], command: str = "",
                      "the seeds both arms finished (same splits and labelled images per seed), "
                      "with its 95% t-interval.\n\n" + paired_table(differences, fractions))
         write_rows(out / "results.csv", rows + differences)
+        sentences = [reading(a, b, f"at {100 * f:g}% labels", d)
+                     for a, b in pairs for f in fractions
+                     if (d := paired_difference(_by_seed(rows, a, f, "acc1"),
+                                                _by_seed(rows, b, f, "acc1"))) is not None]
+        parts.append("### Reading (from the paired differences alone)\n\n"
+                     + "\n".join(f"- {s}" for s in sentences))
     report = "\n\n".join(parts) + "\n"
     (out / "results.md").write_text(report)
     if plots:
         _plot_curves(sweep)
+        _plot_pretraining_knn(sweep)
         _plot_embedding(sweep)
     return report
 
@@ -375,7 +430,7 @@ def _epochs_text(epochs: Any) -> str:
 
 
 def _plot_curves(sweep: Sweep) -> None:
-    seed = int(sweep.cfg.seeds[0])
+    seed = sweep.first_seed
     curves: dict[str, dict[str, Path]] = {}
     for job in sweep.jobs:
         found = sweep.classifier_run(job) if job.seed == seed and sweep.finished(job) else None
@@ -386,10 +441,25 @@ def _plot_curves(sweep: Sweep) -> None:
         plot_training_curves(curves, "val_acc1", sweep.out / "training_curves.png")
 
 
+def _plot_pretraining_knn(sweep: Sweep) -> None:
+    """The online kNN accuracy of each shared pre-training (first seed) against optimiser
+    steps: is it still rising when pre-training stops?"""
+    lines: dict[str, Path] = {}
+    for job in sweep.jobs:
+        if job.arm.protocol is None or job.seed != sweep.first_seed:
+            continue
+        metrics = sweep.run_dir(job) / "metrics.csv"
+        if metrics.is_file():
+            lines.setdefault(str(sweep.run_cfg(job).name), metrics)
+    if lines:
+        plot_training_curves({f"pre-training, seed {sweep.first_seed}": lines}, "val_knn_acc1",
+                             sweep.out / "pretraining_knn.png")
+
+
 def _plot_embedding(sweep: Sweep) -> None:
     emb = sweep.cfg.embedding
     fraction = float(emb.fraction if emb.fraction is not None else min(sweep.cfg.fractions))
-    seed = int(emb.seed if emb.seed is not None else sweep.cfg.seeds[0])
+    seed = int(emb.seed) if emb.seed is not None else sweep.first_seed
     jobs = [job for job in sweep.jobs
             if job.fraction == fraction and job.seed == seed and sweep.finished(job)]
     picture = sweep.out / "embedding.png"

@@ -176,8 +176,10 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
         best = cfg.selection == "best_val"
         checkpointing.append(ModelCheckpoint(
             dirpath=ckpt_dir, filename="best", monitor="val_acc1" if best else None, mode="max",
-            save_top_k=1 if best else 0, save_last=True,
-            every_n_epochs=cfg.checkpoint.frequency, enable_version_counter=False,
+            save_top_k=1 if best else 0, save_last=True, enable_version_counter=False,
+            # Checkpoints follow the validations they are chosen by.
+            **({"every_n_epochs": cfg.checkpoint.frequency} if cfg.val_every_n_steps is None
+               else {"every_n_train_steps": cfg.val_every_n_steps}),
         ))
     last = ckpt_dir / "last.ckpt"
     resume = str(last) if cfg.auto_resume.enabled and last.exists() else None
@@ -206,6 +208,8 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
         use_distributed_sampler=False, precision=cfg.precision, logger=loggers,
         callbacks=[*checkpointing, test_metrics, GuidedBatchLog(), *callbacks],
         log_every_n_steps=cfg.log_every_n_steps,
+        **({} if cfg.val_every_n_steps is None else
+           {"val_check_interval": cfg.val_every_n_steps, "check_val_every_n_epoch": None}),
         enable_checkpointing=cfg.checkpoint.enabled, enable_model_summary=False,
     )
     initialised_from = None

@@ -49,3 +49,17 @@ def paired_difference(a: Mapping[int, float], b: Mapping[int, float],
     half = (stats.t.ppf(1 - (1 - confidence) / 2, n - 1) * statistics.stdev(differences)
             / math.sqrt(n))
     return PairedDifference(mean, mean - half, mean + half, n)
+
+
+def reading(a: str, b: str, where: str, difference: PairedDifference) -> str:
+    """One plain sentence on what a paired difference supports (``where``: e.g. "at 10%
+    labels"); nothing is claimed from one seed or from an interval that holds 0."""
+    if difference.n < 2:
+        return (f"{a} − {b} {where}: {difference.mean:+.2f} points from one seed; no interval, "
+                "so no evidence either way (run more seeds).")
+    if difference.low > 0 or difference.high < 0:
+        better, worse = (a, b) if difference.low > 0 else (b, a)
+        return (f"{a} − {b} {where}: {difference}; {better} beats {worse} (the 95% interval "
+                "excludes 0).")
+    return (f"{a} − {b} {where}: {difference}; the 95% interval holds 0: no difference "
+            f"detected with n={difference.n}.")

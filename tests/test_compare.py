@@ -49,7 +49,7 @@ def compare_cfg(data_dir: Path, out: Path, **changes) -> dict:
     ({"arms": [{"name": "a", "recipe": "simclr", "epochs": 1}] * 2}, "two arms are named 'a'"),
     ({"arms": [{"name": "a", "recipe": "simclr", "epochs": {0.1: 3}}]},
      "no entry for label fraction 0.2"),
-    ({"arms": [{"name": "a", "recipe": "simclr"}]}, r"arms\[0\].epochs is missing"),
+    ({"arms": [{"name": "a", "recipe": "simclr"}]}, r"arms\[0\] \(a\) needs epochs or steps"),
     ({"arms": [{"name": "a", "recipe": "simclr", "epochs": 1, "lr": 1}]},
      r"arms\[0\] has unknown keys lr"),
     ({"colour": 1}, "unknown compare keys: colour"),
@@ -153,15 +153,40 @@ def test_fkt_compare_reports_a_bad_recipe(tmp_path: Path) -> None:
     assert done.returncode == 2 and "error: seeds is empty" in done.stderr
 
 
-@pytest.mark.parametrize("name", ["fashion_mnist", "fashion_mnist_all_arms", "demo"])
+@pytest.mark.parametrize("name", ["fashion_mnist", "fashion_mnist_all_arms", "demo",
+                                  "cifar10_study_gpu"])
 def test_the_shipped_compare_recipes_are_valid(name: str) -> None:
+    from fkt_plugin.args.compare import seeds_for
+
     folder = RECIPES.parents[1] / "compare"
     sweep = Sweep(OmegaConf.load(folder / f"{name}.yaml"), base_dir=folder)
     arms = {str(arm.name) for arm in sweep.cfg.arms}
-    assert {"supervised", "simclr → linear", "fkt_joint"} <= arms
-    assert len(sweep.jobs) == sum(
-        len(arm.fractions or sweep.cfg.fractions) for arm in sweep.cfg.arms) * len(
-        sweep.cfg.seeds)
+    assert any("fkt_joint" in arm for arm in arms) and any("supervised" in a for a in arms)
+    assert len(sweep.jobs) == sum(len(seeds_for(sweep.cfg, float(f)))
+                                  for arm in sweep.cfg.arms
+                                  for f in arm.fractions or sweep.cfg.fractions)
+
+
+def test_the_study_matches_its_arms_by_steps_and_counts_validation_labels() -> None:
+    """The study's declared protocol: A, B, C, C' take the same optimiser steps with the same
+    optimiser; labels are counted inside the budget; 5 seeds at 1% and 10%, 3 at 100%."""
+    from fkt_plugin.args.run import validate_run_cfg
+
+    folder = RECIPES.parents[1] / "compare"
+    sweep = Sweep(OmegaConf.load(folder / "fashion_mnist_study.yaml"), base_dir=folder)
+    seeds = {f: sorted({j.seed for j in sweep.jobs if j.fraction == f}) for f in (0.01, 0.1, 1.0)}
+    assert seeds == {0.01: [0, 1, 2, 3, 4], 0.1: [0, 1, 2, 3, 4], 1.0: [0, 1, 2]}
+    assert len(sweep.jobs) == len(sweep.cfg.arms) * 13
+    matched = [j for j in sweep.jobs if j.arm.protocol is None and j.seed == 0
+               and j.fraction == 0.01]
+    cfgs = [validate_run_cfg(sweep.run_cfg(j)) for j in matched]
+    assert {str(j.arm.name)[:2] for j in matched} == {"A ", "B ", "C ", "C'"}
+    assert {c.max_steps for c in cfgs} == {630}
+    assert len({(c.optimizer.name, c.optimizer.lr, c.optimizer.batch_size,
+                 c.scheduler.warmup_epochs, c.backbone.name) for c in cfgs}) == 1
+    assert {c.data.val_labels for c in cfgs} == {"budget"}
+    ablation = next(c for j, c in zip(matched, cfgs, strict=True) if j.arm.name.startswith("B"))
+    assert ablation.method_kwargs.ssl_weight == 0.0
 
 
 def test_fkt_eval_of_a_checkpoint_trained_elsewhere(fmnist_dir: Path, tmp_path: Path) -> None:

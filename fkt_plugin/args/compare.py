@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from omegaconf import DictConfig, open_dict
@@ -25,6 +26,7 @@ COMPARE_DEFAULTS: dict[str, Any] = {
     "recipes": None,
     "out": "compare_runs",
     "fractions": [0.01, 0.1, 1.0],
+    # A list, or a mapping label fraction → list (e.g. more seeds where runs are cheap).
     "seeds": [0, 1, 2],
     # Hydra overrides applied to every training run of the sweep.
     "overrides": [],
@@ -52,6 +54,9 @@ ARM_DEFAULTS: dict[str, Any] = {
     "recipe_overrides": [],
     # An int, or a mapping label fraction → epochs (fewer labels, more epochs per label).
     "epochs": None,
+    # Instead of epochs: optimiser steps (an int or a mapping label fraction → steps), so that
+    # arms whose epochs differ in size (labelled-only vs the whole pool) train equally long.
+    "steps": None,
     # null: the run's own classifier; else an evaluation protocol of the trained backbone.
     "protocol": None,
     "overrides": [],
@@ -87,6 +92,13 @@ def validate_compare_cfg(cfg: DictConfig) -> DictConfig:
         raise ConfigError("recipes is not set: give the folder of the arms' training recipes")
     if not cfg.seeds:
         raise ConfigError("seeds is empty: give at least one seed, e.g. seeds=[0]")
+    if isinstance(cfg.seeds, Mapping):
+        outside = [f for f in cfg.seeds if float(f) not in [float(x) for x in cfg.fractions]]
+        missing = [f for f in cfg.fractions if float(f) not in [float(x) for x in cfg.seeds]]
+        if outside or missing or any(not cfg.seeds[f] for f in cfg.seeds):
+            raise ConfigError(f"seeds maps label fractions to seed lists: give a non-empty list "
+                              f"for each of fractions={list(cfg.fractions)} (extra: {outside}, "
+                              f"missing: {missing})")
     if not cfg.fractions:
         raise ConfigError("fractions is empty: give label fractions in (0, 1], e.g. [0.1]")
     for fraction in cfg.fractions:
@@ -100,9 +112,12 @@ def validate_compare_cfg(cfg: DictConfig) -> DictConfig:
             raise ConfigError(f"arms[{i}] has unknown keys {', '.join(bad)}; known: "
                               f"{', '.join(ARM_DEFAULTS)}")
         fill_defaults(arm, ARM_DEFAULTS, prefix=f"arms[{i}].")
-        for key in ("name", "recipe", "epochs"):
+        for key in ("name", "recipe"):
             if arm[key] is None:
                 raise ConfigError(f"arms[{i}].{key} is missing")
+        if (arm.epochs is None) == (arm.steps is None):
+            raise ConfigError(f"arms[{i}] ({arm.name}) needs epochs or steps (one of them): how "
+                              "long its training runs")
         if arm.name in names:
             raise ConfigError(f"two arms are named {arm.name!r}; arm names must be unique")
         names.add(arm.name)
@@ -115,7 +130,10 @@ def validate_compare_cfg(cfg: DictConfig) -> DictConfig:
                 raise ConfigError(f"arms[{i}].fractions={list(arm.fractions)} must be a "
                                   f"non-empty subset of fractions={list(cfg.fractions)}")
         for fraction in arm.fractions or cfg.fractions:
-            epochs_for(arm.epochs, fraction, f"arms[{i}].epochs")
+            if arm.steps is None:
+                epochs_for(arm.epochs, fraction, f"arms[{i}].epochs")
+            else:
+                epochs_for(arm.steps, fraction, f"arms[{i}].steps")
     if cfg.val_labels is not None:
         require_choice(cfg.val_labels, "val_labels", VAL_LABELS)
     if cfg.selection is not None:
@@ -128,6 +146,13 @@ def validate_compare_cfg(cfg: DictConfig) -> DictConfig:
     with open_dict(cfg):
         cfg.eval = validate_eval_cfg(mapping_copy(cfg.eval, "eval"))
     return cfg
+
+
+def seeds_for(cfg: DictConfig, fraction: float) -> list[int]:
+    """The seeds of a validated compare cfg at one label fraction."""
+    if isinstance(cfg.seeds, Mapping):
+        return [int(s) for f, seeds in cfg.seeds.items() if float(f) == fraction for s in seeds]
+    return [int(s) for s in cfg.seeds]
 
 
 def _check_students(cfg: DictConfig) -> None:

@@ -39,8 +39,10 @@ EVAL_DEFAULTS: dict[str, Any] = {
     # Fine-tuning is a supervised run initialised from the checkpoint: a lower learning rate
     # than training from scratch, a short schedule, weak augmentation (null: random resized
     # crops of scale 0.5-1 and flips at the run's crop size).
+    # val_every_n_steps: null validates every epoch; an int, every that many steps (runs whose
+    # labelled-only epochs are a step or two).
     "finetune": {"max_epochs": 20, "lr": 0.03, "weight_decay": 5e-4, "warmup_epochs": 1,
-                 "augmentations": None},
+                 "augmentations": None, "val_every_n_steps": None},
     "plots": {"confusion_matrix": True, "embedding": True, "embedding_samples": 2000},
 }
 

@@ -105,6 +105,9 @@ RUN_DEFAULTS: dict[str, Any] = {
     # null: max_epochs ends the run; an int: the run stops after this many optimiser steps
     # (whatever the epochs), so that arms with different epoch sizes train equally long.
     "max_steps": None,
+    # null: validate (and checkpoint) after every epoch; an int: every that many optimiser steps
+    # across epochs (labelled-only runs at small budgets have epochs of one or two steps).
+    "val_every_n_steps": None,
     # The model that is scored: best_val (the epoch of best validation accuracy) or last; null:
     # best_val when there is a validation split, else last.
     "selection": None,
@@ -235,6 +238,8 @@ def _check_optimisation(cfg: DictConfig) -> None:
     require_positive_int(cfg.max_epochs, "max_epochs")
     if cfg.max_steps is not None:
         require_positive_int(cfg.max_steps, "max_steps")
+    if cfg.val_every_n_steps is not None:
+        require_positive_int(cfg.val_every_n_steps, "val_every_n_steps")
     warmup = cfg.scheduler.warmup_epochs
     require_in_range(warmup, "scheduler.warmup_epochs", 0.0, float("inf"))
     # A max_steps run checks its warm-up when its epoch size is known (configure_optimizers).

@@ -51,6 +51,8 @@ class FrozenFeatures:
     val: tuple[torch.Tensor, torch.Tensor]
     test: tuple[torch.Tensor, torch.Tensor]
     dataset: ImageDataset
+    # Labels the protocol uses: {"train", "val", "total"} (FKTDataModule.labels).
+    labels: dict[str, int]
 
 
 def frozen_features(run_dir: str | Path, checkpoint: str, label_fraction: float | None = None,
@@ -82,7 +84,7 @@ def _features_of(backbone: torch.nn.Module, datamodule: FKTDataModule, dataset: 
     feats = {name: (extract_features(backbone, split, transform, desc=f"{name} features"),
                     split.targets) if name in wanted else empty
              for name, split in splits.items()}
-    return FrozenFeatures(**feats, dataset=dataset)
+    return FrozenFeatures(**feats, dataset=dataset, labels=datamodule.labels)
 
 
 def frozen_protocol_scores(protocol: str, feats: FrozenFeatures,
@@ -163,6 +165,7 @@ def finetune(run_dir: str | Path, checkpoint: str, label_fraction: float,
         cfg.optimizer.lr = settings.lr
         cfg.optimizer.weight_decay = settings.weight_decay
         cfg.scheduler.warmup_epochs = settings.warmup_epochs
+        cfg.val_every_n_steps = settings.val_every_n_steps
         cfg.augmentations = augmentations
     return train(cfg)
 
@@ -217,6 +220,7 @@ def evaluate_run(eval_cfg: DictConfig) -> dict[str, dict[str, Any]]:
             results[protocol] = {
                 "run": str(run_dir), "protocol": protocol, "checkpoint": eval_cfg.checkpoint,
                 "label_fraction": fraction, "labelled_train_images": len(feats.train[1]),
+                "labels": {"val_labels": run_cfg.data.val_labels, **feats.labels},
                 **selection,
                 "test": classification_metrics(test_y, predicted, dataset.num_classes,
                                                scores=scores, ordinal=dataset.ordinal),

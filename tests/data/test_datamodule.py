@@ -81,10 +81,18 @@ def _datamodule(fmnist_dir: Path, labelled_only: bool = False,
 
 def test_splits_are_disjoint_and_keep_unlabelled_images(fmnist_dir: Path) -> None:
     dm = _datamodule(fmnist_dir)
-    assert len(dm.val) == pytest.approx(280, abs=5) and (dm.val.targets >= 0).all()
+    # The budget (default): 10% of each class labelled, a fifth of those (>= 1) validate.
+    sizes = torch.bincount(dm.dataset.train.targets).tolist()
+    budget = [max(1, round(0.1 * n)) for n in sizes]
+    val = [max(1, round(0.2 * b)) for b in budget]
+    assert len(dm.val) == sum(val) and (dm.val.targets >= 0).all()
     assert len(dm.val) + len(dm.train) == 1400
     labelled = (dm.train.targets >= 0).sum().item()
-    assert labelled == pytest.approx(0.1 * len(dm.train), abs=10)
+    assert labelled == sum(budget) - sum(val)
+    assert dm.labels == {"train": labelled, "val": sum(val), "total": sum(budget)}
+    extra = _datamodule(fmnist_dir, val_labels="extra")
+    assert len(extra.val) == sum(round(0.2 * n) for n in sizes)
+    assert extra.labels["total"] > dm.labels["total"]
     train_rows = {bytes(img.numpy()) for img in dm.train.read(slice(None))}
     assert not any(bytes(img.numpy()) in train_rows for img in dm.val.read(slice(None)))
     only = _datamodule(fmnist_dir, labelled_only=True)

@@ -119,3 +119,14 @@ def test_warm_up_epochs_of_a_max_steps_run_are_its_own_epochs(cifar120: Path,
     with pytest.raises(ConfigError, match=r"scheduler.warmup_epochs=3 is 39 steps, longer than "
                                           r"the run \(max_steps=25\)"):
         _train(cifar120, tmp_path, "+max_steps=25", "scheduler.warmup_epochs=3")
+
+
+def test_validation_every_n_steps_spans_epochs(cifar120: Path, tmp_path: Path) -> None:
+    from fkt_plugin.evaluation.plots import read_training_metric
+
+    # 10% labels: 10 training labels, one step an epoch; validate every 4 steps.
+    results = _train(cifar120, tmp_path, "data.label_fraction=0.25", "+max_steps=12",
+                     "+val_every_n_steps=4")
+    assert results["optimizer_steps"] == 12
+    points = read_training_metric(tmp_path / results["name"] / "metrics.csv", "val_acc1")
+    assert [step for step, _ in points] == [4, 8, 12]
