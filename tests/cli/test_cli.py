@@ -29,7 +29,10 @@ def test_fkt_train_end_to_end(fmnist_dir: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "runs" / "e2e"
     results = json.loads((run_dir / "results.json").read_text())
     assert results["method"] == "fkt_joint" and results["label_fraction"] == 0.2
-    assert results["labelled_train_images"] == pytest.approx(0.2 * results["train_images"], abs=10)
+    # The budget: 20% of the 1,400 images labelled (per class, rounded), validation inside it.
+    assert results["labels"]["total"] == pytest.approx(0.2 * 1400, abs=10)
+    assert results["labels"]["train"] == results["labelled_train_images"]
+    assert results["labels"]["train"] + results["labels"]["val"] == results["labels"]["total"]
     for key in ("acc1", "precision_macro", "recall_macro", "f1_macro"):
         assert 0.0 <= results["test"][key] <= 1.0
     assert {"acc1", "acc5", "knn_acc1", "loss"} <= set(results["val"])
