@@ -305,9 +305,11 @@ class BaseMethod(pl.LightningModule):
             return self.knn_bank.classifier() if self.knn_bank is not None else None
         transform = datamodule.eval_transform.to(self.device)
         feats, targets = [], []
-        for _, images, labels in datamodule.labelled_train_loader():
-            feats.append(self(transform(images.to(self.device)))["feats"])
-            targets.append(labels.to(self.device))
+        # In the run's precision (bf16-mixed, ...), as the validation steps that query it.
+        with self.trainer.precision_plugin.forward_context():
+            for _, images, labels in datamodule.labelled_train_loader():
+                feats.append(self(transform(images.to(self.device)))["feats"].float())
+                targets.append(labels.to(self.device))
         if not feats:
             return None
         knn = self.cfg.knn_eval

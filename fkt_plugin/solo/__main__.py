@@ -7,16 +7,16 @@ import runpy
 import sys
 from pathlib import Path
 
+import fkt_plugin.solo as solo_package
 from fkt_plugin.cli.hydra_app import absolute_config_path
 from fkt_plugin.errors import MissingDependencyError
-from fkt_plugin.solo import __doc__ as PACKAGE_DOC
 from fkt_plugin.solo import register
 
 
 def main() -> None:
     if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
         print(__doc__)
-        print(PACKAGE_DOC)
+        print(solo_package.__doc__)
         return
     script = Path(sys.argv[1])
     if not script.is_file():

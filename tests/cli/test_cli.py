@@ -206,7 +206,7 @@ def test_no_recipe_on_the_command_line_lists_the_shipped_ones(module: str,
     if module.endswith("train"):
         assert "recipes/pretrain/fashion_mnist: byol, dae, fkt_joint" in done.stderr
     else:
-        assert "recipes/compare: demo, fashion_mnist" in done.stderr
+        assert "recipes/compare: cifar10_study_gpu, demo, fashion_mnist" in done.stderr
 
 
 def test_tensorboard_and_wandb_offline_write_their_files(make_cfg, tmp_path: Path,

@@ -44,7 +44,9 @@ def test_the_datamodule_carves_views_of_a_memory_map(tmp_path: Path) -> None:
     split = ImageSplit(source, torch.arange(200) % 4)
     dataset = ImageDataset(split, split, ("a", "b", "c", "d"), (0.5,), (0.2,))
     pipelines = parse_pipelines(OmegaConf.create([{"crop_size": 2}]))
-    dm = FKTDataModule(dataset, pipelines, batch_size=16, label_fraction=0.5, val_fraction=0.1)
+    # extra: a validation split of all its labels, then the labelled share of the rest.
+    dm = FKTDataModule(dataset, pipelines, batch_size=16, label_fraction=0.5, val_fraction=0.1,
+                       val_labels="extra")
     for carved in (dm.val, dm.train, dm.labelled_train):
         assert carved.source is source and carved.rows is not None
     # 50 images per class: 5 to validation, round(0.5 * 45) of the other 45 keep their label.
