@@ -8,7 +8,7 @@ import hydra
 from omegaconf import DictConfig
 
 from fkt_plugin.cli.errors import user_errors_exit
-from fkt_plugin.cli.hydra_app import main_with_help, recipe_folder
+from fkt_plugin.cli.hydra_app import main_with_help, recipe_folder, typed_arguments
 from fkt_plugin.config import mapping_copy
 from fkt_plugin.errors import ConfigError, MissingPathError
 from fkt_plugin.recipes import PRETRAIN_RECIPES
@@ -60,7 +60,7 @@ def _run(cfg: DictConfig) -> None:
         rows = run_sweep(sweep, train_missing=not sweep.cfg.summary_only)
         if not rows:
             raise MissingPathError(f"no finished runs under {sweep.out}")
-        command = "fkt-compare " + " ".join(sys.argv[1:])
+        command = "fkt-compare " + " ".join(typed_arguments() or sys.argv[1:])
         print(write_report(sweep, rows, command=command))
 
 

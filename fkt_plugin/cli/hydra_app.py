@@ -17,6 +17,10 @@ QUIET_HYDRA = {
 }
 
 
+# The arguments of the running tool as typed (main_with_help fills it).
+_TYPED: list[str] = []
+
+
 def recipe_folder() -> Path:
     """The folder of the ``--config-path`` recipe (the current directory if there is none)."""
     for source in HydraConfig.get().runtime.config_sources:
@@ -75,5 +79,13 @@ def main_with_help(help_text: str, run: Callable[[], None],
                    else f" ({folder} is not here: recipes ship with the source checkout)")
         print(f"error: no recipe given: {usage}{shipped}", file=sys.stderr)
         raise SystemExit(2)
+    _TYPED.clear()
+    _TYPED.extend(argv)
     sys.argv = [sys.argv[0], *absolute_config_path(argv)]
     run()
+
+
+def typed_arguments() -> list[str]:
+    """The command-line arguments as the user typed them (before the recipe folder was made
+    absolute): what a results file records, free of this machine's paths."""
+    return list(_TYPED)
