@@ -123,6 +123,20 @@ def _append_csv(earlier: Path, later: Path) -> None:
     write_rows(earlier, read_rows(earlier) + read_rows(later))
 
 
+def validation_interval(cfg: DictConfig, datamodule: FKTDataModule) -> int | None:
+    """Optimiser steps between validations: ``val_every_n_steps``; for a ``max_steps`` run
+    without it, the divisor of ``max_steps`` closest to an epoch's steps, so that the last step
+    is validated (an epoch-based validation would miss a run that ends inside an epoch, or never
+    reaches an epoch's end); None: every epoch."""
+    if cfg.val_every_n_steps is not None:
+        return int(cfg.val_every_n_steps)
+    if cfg.max_steps is None:
+        return None
+    per_epoch = max(1, len(datamodule.train_dataloader()))
+    divisors = [d for d in range(1, cfg.max_steps + 1) if cfg.max_steps % d == 0]
+    return min(divisors, key=lambda d: (abs(d - per_epoch), d))
+
+
 def prepare(cfg: DictConfig) -> tuple[DictConfig, ImageDataset, FKTDataModule]:
     """Validates cfg, loads the dataset, fills ``data.num_classes/num_channels``, builds splits."""
     cfg = validate_run_cfg(cfg)
@@ -172,14 +186,14 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
     ckpt_dir = run_dir / "checkpoints"
     checkpointing: list[Callback] = []
     has_val = len(datamodule.val) > 0
+    val_every = validation_interval(cfg, datamodule) if has_val else None
     if cfg.checkpoint.enabled:
         best = cfg.selection == "best_val"
         checkpointing.append(ModelCheckpoint(
             dirpath=ckpt_dir, filename="best", monitor="val_acc1" if best else None, mode="max",
             save_top_k=1 if best else 0, save_last=True, enable_version_counter=False,
-            # Checkpoints follow the validations they are chosen by.
-            **({"every_n_epochs": cfg.checkpoint.frequency} if cfg.val_every_n_steps is None
-               else {"every_n_train_steps": cfg.val_every_n_steps}),
+            # With validation every N steps, a checkpoint is written after each validation.
+            every_n_epochs=cfg.checkpoint.frequency if val_every is None else 1,
         ))
     last = ckpt_dir / "last.ckpt"
     resume = str(last) if cfg.auto_resume.enabled and last.exists() else None
@@ -208,8 +222,9 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
         use_distributed_sampler=False, precision=cfg.precision, logger=loggers,
         callbacks=[*checkpointing, test_metrics, GuidedBatchLog(), *callbacks],
         log_every_n_steps=cfg.log_every_n_steps,
-        **({} if cfg.val_every_n_steps is None else
-           {"val_check_interval": cfg.val_every_n_steps, "check_val_every_n_epoch": None}),
+        # Every val_every steps across epochs, or once an epoch.
+        val_check_interval=val_every if val_every is not None else 1.0,
+        check_val_every_n_epoch=None if val_every is not None else 1,
         enable_checkpointing=cfg.checkpoint.enabled, enable_model_summary=False,
     )
     initialised_from = None

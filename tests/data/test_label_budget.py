@@ -130,3 +130,22 @@ def test_validation_every_n_steps_spans_epochs(cifar120: Path, tmp_path: Path) -
     assert results["optimizer_steps"] == 12
     points = read_training_metric(tmp_path / results["name"] / "metrics.csv", "val_acc1")
     assert [step for step, _ in points] == [4, 8, 12]
+
+
+def test_a_max_steps_run_that_ends_inside_an_epoch_is_validated_at_its_end(
+        cifar120: Path, tmp_path: Path) -> None:
+    """108 images, batches of 8: 13 steps an epoch; 20 steps end inside the second epoch.
+    Validation every 10 steps (the divisor of 20 closest to 13) scores the last step, and the
+    best checkpoint is the weights of the best validation."""
+    import torch
+
+    from fkt_plugin.evaluation.plots import read_training_metric
+
+    results = _train(cifar120, tmp_path, "data.label_fraction=1.0", "+max_steps=20")
+    run = tmp_path / results["name"]
+    points = read_training_metric(run / "metrics.csv", "val_acc1")
+    assert [step for step, _ in points] == [10, 20]
+    best = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    best_step = max(points, key=lambda p: p[1])[0]
+    assert best["global_step"] == best_step
+    assert results["val"]["acc1"] == pytest.approx(max(v for _, v in points), abs=1e-6)
