@@ -28,7 +28,7 @@ from fkt_plugin.solo.methods import solo_fkt_joint_class
 
 HOW_TO_INSTALL = ("install solo-learn's current code from source: git clone "
                   "https://github.com/vturrisi/solo-learn && pip install \"setuptools<82\" && "
-                  "pip install --no-build-isolation -e ./solo-learn (PyPI's solo-learn 1.0.2 is "
+                  "pip install --no-build-isolation ./solo-learn (PyPI's solo-learn 1.0.2 is "
                   "from 2021 and cannot run on Lightning 2)")
 # The names solo-learn's scripts import, which registration wraps or extends.
 SOLO_NAMES = {

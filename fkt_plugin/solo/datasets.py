@@ -102,8 +102,9 @@ def _parse_cfg(original: Callable[[DictConfig], DictConfig], pretrain: bool
                 raise ConfigError(f"data.format={cfg.data.format} is not available for "
                                   f"data.dataset={name}: use image_folder (the default)")
             if pretrain:
-                data = load(name, _require_path(name, cfg.data.get("train_path")),
-                            cfg.data.get("val_path"))
+                # The pool and its statistics do not depend on val_path: the same cache entry
+                # as prepare_datasets below, so the dataset is loaded once.
+                data = load(name, _require_path(name, cfg.data.get("train_path")), None)
                 with open_dict(cfg):
                     for pipeline in cfg.augmentations:
                         pipeline.setdefault("mean", list(data.mean))
