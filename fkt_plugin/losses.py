@@ -154,6 +154,7 @@ def distance_correlation(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     NaN) when either batch is constant.
 
     Memory: O(B^2) for the two distance matrices plus O(B (D1 + D2)); no ``(B, B, D)`` tensor.
+    Computed in float32 at least, also under mixed precision (autocast off inside).
 
     Shapes:
         x: ``(B, D1)``; y: ``(B, D2)`` (rows are samples; any other shape is flattened to
@@ -169,8 +170,16 @@ def distance_correlation(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     if len(x) < 4:
         raise ConfigError(f"distance correlation needs a batch of at least 4 images, got "
                           f"{len(x)}; raise optimizer.batch_size")
-    a = _double_centred_distances(x.flatten(1))
-    b = _double_centred_distances(y.flatten(1).to(a.dtype))
+    # Double centring subtracts means of distances from distances: in bf16 (8 significant bits)
+    # the differences cancel, so the products run in float32 whatever autocast would choose.
+    dtype = torch.promote_types(torch.promote_types(x.dtype, y.dtype), torch.float32)
+    with torch.autocast(x.device.type, enabled=False):
+        return _distance_correlation(x.flatten(1).to(dtype), y.flatten(1).to(dtype))
+
+
+def _distance_correlation(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    a = _double_centred_distances(x)
+    b = _double_centred_distances(y)
     covariance = (a * b).mean().clamp(min=0)
     variances = _safe_sqrt((a * a).mean() * (b * b).mean())
     # 0 / 0 for a constant batch: defined as 0, as the dcor package does.

@@ -81,6 +81,13 @@ class GradientHistogram(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # In float32 also under mixed precision: autocast would run the gradient filter in bf16
+        # and the histogram would sum bf16 magnitudes into a float32 table.
+        with torch.autocast(x.device.type, enabled=False):
+            return self._histogram(x.float() if x.dtype in (torch.float16, torch.bfloat16)
+                                   else x)
+
+    def _histogram(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         rows, cols = h // self.pool, w // self.pool
         if rows == 0 or cols == 0:

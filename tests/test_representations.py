@@ -91,6 +91,18 @@ def test_local_std_matches_a_nan_aware_neighbourhood_filter() -> None:
     assert torch.allclose(flat, torch.zeros_like(flat), atol=1e-3)
 
 
+@pytest.mark.parametrize("name", ["pixels", "hog", "local_std"])
+def test_representations_are_float32_and_unchanged_under_bf16_autocast(name: str) -> None:
+    # bf16-mixed training computes them inside autocast (the hog's scatter into a float32 table
+    # once failed there on bf16 gradients).
+    images = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    module = REPRESENTATIONS[name]()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = module(images)
+    assert mixed.dtype == torch.float32
+    torch.testing.assert_close(mixed, module(images))
+
+
 def test_bad_arguments_are_named() -> None:
     with pytest.raises(ConfigError, match="local_std size=4 must be an odd int"):
         build_representation("local_std", size=4)

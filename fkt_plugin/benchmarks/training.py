@@ -34,20 +34,27 @@ from fkt_plugin.recipes import PRETRAIN_RECIPES, compose_recipe
 
 
 def bench_cfg(method: str, backend: str, backbone: str, batch_size: int, workers: int,
-              precision: str, accelerator: str) -> DictConfig:
-    """The CIFAR-10 recipe of ``method``, set to the benchmark's backbone, batch and backend."""
+              precision: str, accelerator: str, as_recipe: bool = False) -> DictConfig:
+    """The CIFAR-10 recipe of ``method``, set to the benchmark's backbone, batch and backend.
+
+    Args:
+        as_recipe: Keep the recipe's optimiser and kNN evaluation; otherwise SGD without kNN,
+            as the hand-written loop it is compared with does.
+    """
     overrides = [f"backbone.name={backbone}", f"optimizer.batch_size={batch_size}",
-                 "optimizer.name=sgd", "optimizer.lr=0.06",
                  f"data.augmentation_backend={backend}",
                  f"data.num_workers={workers if backend == 'torchvision' else 0}",
                  f"precision={precision}", f"accelerator={accelerator}", "devices=1",
-                 "knn_eval.enabled=false", "scheduler.warmup_epochs=0"]
+                 "scheduler.warmup_epochs=0"]
+    if not as_recipe:
+        overrides += ["optimizer.name=sgd", "optimizer.lr=0.06", "knn_eval.enabled=false"]
     if backbone != "resnet18":
         overrides.append("~backbone.kwargs")
     recipe = PRETRAIN_RECIPES / "cifar10" / f"{method}.yaml"
     cfg = compose_recipe(recipe, overrides)
-    with open_dict(cfg):
-        cfg.optimizer.kwargs = {}  # the recipe's LARS or Adam arguments do not apply to SGD
+    if not as_recipe:
+        with open_dict(cfg):
+            cfg.optimizer.kwargs = {}  # the recipe's LARS or Adam arguments do not apply to SGD
     cfg = validate_run_cfg(cfg)
     with open_dict(cfg):
         cfg.data.num_classes, cfg.data.num_channels = 10, 3

@@ -1,4 +1,5 @@
-"""``fkt-bench``: augmentation and training throughput, each comparison interleaved in one run."""
+"""``fkt-bench``: augmentation and training throughput, each comparison interleaved in one run,
+and host-device synchronisations per training step."""
 
 from __future__ import annotations
 
@@ -101,7 +102,25 @@ def main(argv: list[str] | None = None) -> None:
     guided.add_argument("--k", type=int, default=256, help="clusters")
     guided.add_argument("--batch-size", type=int, default=256)
     guided.add_argument("--rounds", type=int, default=5)
-    for sub in (aug, train, data, clustering, mvmr, guided):
+    syncs = commands.add_parser(
+        "syncs", help="host-device synchronisations per training step of each method (GPU)",
+        description="Counts the host-device synchronisations (.item(), device-to-host copies, "
+                    "boolean indexing) in training steps of each method's CIFAR-10 recipe on a "
+                    "CUDA device, run as fkt-train runs it, and names the line of code making "
+                    "each (torch.cuda.set_sync_debug_mode). Needs a GPU.")
+    # The CIFAR-10 recipes that train a registered backbone without extra files (gsimclr needs
+    # a cluster file; dae trains its own encoder).
+    syncs.add_argument("--methods", nargs="+", default=["simclr", "byol", "fkt_joint",
+                                                        "supervised", "mvmr"],
+                       choices=["simclr", "byol", "fkt_joint", "supervised", "mvmr"])
+    syncs.add_argument("--backbone", default="resnet18")
+    syncs.add_argument("--size", type=int, default=32, help="image px")
+    syncs.add_argument("--batch-size", type=int, default=256)
+    syncs.add_argument("--steps", type=int, default=40, help="counted steps per method")
+    syncs.add_argument("--warmup", type=int, default=5, help="uncounted steps first")
+    syncs.add_argument("--precision", default="bf16-mixed", choices=["32-true", "bf16-mixed"])
+    syncs.add_argument("--device", help="a CUDA device (default: cuda when available)")
+    for sub in (aug, train, data, clustering, mvmr, guided, syncs):
         sub.add_argument("--out", type=Path, help="also write the table (markdown) here")
     args = parser.parse_args(argv)
     command = shlex.join(["fkt-bench", *argv])
@@ -124,6 +143,12 @@ def main(argv: list[str] | None = None) -> None:
                      args.out, command)
             return
         device = _device(args.device)
+        if args.command == "syncs":
+            from fkt_plugin.benchmarks.syncs import run as run_syncs
+
+            run_syncs(args.methods, args.backbone, args.size, args.batch_size, args.steps,
+                      args.warmup, args.precision, device, args.out, command)
+            return
         backbone = getattr(args, "backbone", None) or (
             "resnet18" if device.startswith("cuda") else "small_cnn")
         if args.command == "mvmr":

@@ -15,7 +15,6 @@ from typing import Any, ClassVar
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from lightly.utils.lars import LARS
 from lightly.utils.scheduler import CosineWarmupScheduler
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.trainer.states import TrainerFn
@@ -27,6 +26,7 @@ from fkt_plugin.errors import ConfigError, NonFiniteLossError
 from fkt_plugin.evaluation.knn import KNNBank, KNNClassifier
 from fkt_plugin.evaluation.metrics import topk_accuracy
 from fkt_plugin.losses import masked_cross_entropy
+from fkt_plugin.optimizers import SyncFreeLARS
 
 Batch = tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]
 
@@ -142,7 +142,7 @@ class BaseMethod(pl.LightningModule):
     def configure_optimizers(self) -> Any:
         opt_cfg, sched_cfg = self.cfg.optimizer, self.cfg.scheduler
         kwargs = dict(opt_cfg.kwargs)
-        optimizers = {"sgd": torch.optim.SGD, "lars": LARS, "adam": torch.optim.Adam,
+        optimizers = {"sgd": torch.optim.SGD, "lars": SyncFreeLARS, "adam": torch.optim.Adam,
                       "adamw": torch.optim.AdamW}
         if opt_cfg.name in ("sgd", "lars"):
             kwargs.setdefault("momentum", 0.9)

@@ -164,6 +164,22 @@ def test_colour_jitter_leaves_unselected_images_and_grey_hue_alone() -> None:
     assert torch.equal(hue_only(grey), grey)
 
 
+@pytest.mark.parametrize("channels", [3, 1])
+def test_colour_jitter_by_mask_gives_the_images_selection_by_index_gives(channels: int) -> None:
+    # The GPU path (jitter all, keep the unselected by a mask: no host sync) against the CPU
+    # path (jitter only the selected images), with the same drawn parameters.
+    images = smooth_images(64)[:, :channels]
+    jitter = BatchColorJitter(0.4, 0.4, 0.4, 0.1, p=0.5)
+    torch.manual_seed(9)
+    params = jitter.draw(len(images), images.device)
+    masked = jitter.jitter(images, params, by_mask=True)
+    indexed = jitter.jitter(images, params, by_mask=False)
+    torch.testing.assert_close(masked, indexed, atol=1e-6, rtol=0)
+    assert not torch.allclose(masked, images)
+    none = {**params, "apply": torch.zeros(64, dtype=torch.bool)}
+    assert torch.equal(jitter.jitter(images, none, by_mask=True), images)
+
+
 def test_grayscale_uses_torchvision_weights() -> None:
     images = smooth_images(8)
     grey = of_type(ops(STRONG)[0], K.RandomGrayscale)

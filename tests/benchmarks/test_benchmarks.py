@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+import traceback
+import warnings
 from pathlib import Path
 
 import pytest
+import torch
 
-from fkt_plugin.benchmarks import timing
+from fkt_plugin.benchmarks import syncs, timing
+from fkt_plugin.benchmarks.training import synthetic_dataset
 from fkt_plugin.cli.bench import main
 
 
@@ -120,3 +124,58 @@ def test_bench_guided_times_both_samplers(tmp_path: Path) -> None:
     assert [row.split(" | ")[0].strip("| ") for row in rows] == ["guided (G-SimCLR)", "uniform"]
     assert all(float(row.split(" | ")[1].strip(" |")) > 0 for row in rows)
     assert "5,000 images in 64 random clusters, batch 64, one CPU thread" in out.read_text()
+
+
+def test_bench_syncs_needs_a_cuda_device(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["syncs", "--device", "cpu"])
+    assert exit_info.value.code != 0
+    err = capsys.readouterr().err
+    assert "--device is 'cpu'" in err and "--device cuda" in err
+
+
+def test_sync_sites_are_the_innermost_frame_of_the_package_else_lightning() -> None:
+    package_file = str(syncs.PACKAGE_ROOT / "methods" / "base.py")
+    lightning_file = "/env/site-packages/pytorch_lightning/loops/fit_loop.py"
+    torch_file = "/env/site-packages/torch/_tensor.py"
+    bench_files = [str(syncs.PACKAGE_ROOT / "cli" / "bench.py"),
+                   str(syncs.PACKAGE_ROOT / "benchmarks" / "syncs.py")]
+
+    def frames(*files: str) -> list[traceback.FrameSummary]:
+        return [traceback.FrameSummary(f, i + 1, f"f{i}") for i, f in enumerate(files)]
+
+    assert syncs.call_site(frames(lightning_file, package_file, torch_file)) == (
+        "fkt-plugin", "fkt_plugin/methods/base.py:2 (f1)")
+    assert syncs.call_site(frames(*bench_files, lightning_file, torch_file)) == (
+        "Lightning", "loops/fit_loop.py:3 (f2)")
+    assert syncs.call_site(frames("/x/run.py", torch_file)) == ("other", "torch/_tensor.py:2 (f1)")
+
+
+def test_sync_window_counts_the_steps_after_the_warmup_and_passes_other_warnings_on(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # torch reports syncs on a CUDA device only: stand in a mode switch, and a torch.isfinite
+    # (which the method calls once a step to track non-finite losses) that warns as torch does
+    # while the mode is "warn"; the real Trainer loop runs on the CPU.
+    mode = ["default"]
+    monkeypatch.setattr(torch.cuda, "set_sync_debug_mode", lambda m: mode.__setitem__(0, m))
+    isfinite = torch.isfinite
+    other: list[str] = []
+
+    def warning_isfinite(x: torch.Tensor) -> torch.Tensor:
+        if mode[0] == "warn":
+            warnings.warn(f"{syncs.SYNC_WARNING} (test)", UserWarning, stacklevel=1)
+        warnings.warn("an unrelated warning", UserWarning, stacklevel=1)
+        return isfinite(x)
+
+    monkeypatch.setattr(torch, "isfinite", warning_isfinite)
+    monkeypatch.setattr(warnings, "showwarning",
+                        lambda message, *args, **kwargs: other.append(str(message)))
+    dataset = synthetic_dataset(8 * 12, 16)
+    counts = syncs.count_syncs("simclr", "small_cnn", 8, "32-true", steps=3, warmup=2,
+                               dataset=dataset, accelerator="cpu")
+    base = syncs.PACKAGE_ROOT / "methods" / "base.py"
+    line = next(i for i, text in enumerate(base.read_text().splitlines(), 1)
+                if "torch.isfinite(loss.detach())" in text)
+    assert counts == {("fkt-plugin", f"fkt_plugin/methods/base.py:{line} (_track)"): 3}
+    assert mode[0] == "default"
+    assert other.count("an unrelated warning") >= 5
