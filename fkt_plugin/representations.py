@@ -84,8 +84,7 @@ class GradientHistogram(nn.Module):
         # In float32 also under mixed precision: autocast would run the gradient filter in bf16
         # and the histogram would sum bf16 magnitudes into a float32 table.
         with torch.autocast(x.device.type, enabled=False):
-            return self._histogram(x.float() if x.dtype in (torch.float16, torch.bfloat16)
-                                   else x)
+            return self._histogram(x.to(torch.promote_types(x.dtype, torch.float32)))
 
     def _histogram(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape

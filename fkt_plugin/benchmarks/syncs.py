@@ -49,13 +49,12 @@ def call_site(frames: Sequence[traceback.FrameSummary]) -> tuple[str, str]:
                                                          for code in BENCHMARK_CODE):
             where = path.relative_to(PACKAGE_ROOT.parent).as_posix()
             return "fkt-plugin", f"{where}:{frame.lineno} ({frame.name})"
-    for owner, marker in (("Lightning", "lightning"), ("other", "")):
-        for frame in reversed(frames):
-            if marker in Path(frame.filename).as_posix():
-                parts = Path(frame.filename).parts
-                where = "/".join(parts[-2:])
-                return owner, f"{where}:{frame.lineno} ({frame.name})"
-    return "other", "unknown"
+    lightning = [f for f in frames if "lightning" in Path(f.filename).as_posix()]
+    owner, chosen = ("Lightning", lightning) if lightning else ("other", list(frames))
+    if not chosen:
+        return "other", "unknown"
+    frame = chosen[-1]
+    return owner, f"{'/'.join(Path(frame.filename).parts[-2:])}:{frame.lineno} ({frame.name})"
 
 
 class SyncRecorder:

@@ -110,9 +110,8 @@ def main(argv: list[str] | None = None) -> None:
                     "each (torch.cuda.set_sync_debug_mode). Needs a GPU.")
     # The CIFAR-10 recipes that train a registered backbone without extra files (gsimclr needs
     # a cluster file; dae trains its own encoder).
-    syncs.add_argument("--methods", nargs="+", default=["simclr", "byol", "fkt_joint",
-                                                        "supervised", "mvmr"],
-                       choices=["simclr", "byol", "fkt_joint", "supervised", "mvmr"])
+    sync_methods = ["simclr", "byol", "fkt_joint", "supervised", "mvmr"]
+    syncs.add_argument("--methods", nargs="+", default=sync_methods, choices=sync_methods)
     syncs.add_argument("--backbone", default="resnet18")
     syncs.add_argument("--size", type=int, default=32, help="image px")
     syncs.add_argument("--batch-size", type=int, default=256)
