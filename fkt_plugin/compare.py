@@ -6,9 +6,14 @@ fine-tuning). A self-supervised backbone never sees a label, so one pre-training
 serves every label fraction. Finished runs and evaluations are read back instead of redone, so an
 interrupted sweep resumes where it stopped and a finished one reruns in seconds.
 
+Several processes may run one sweep at once (a GPU that one small run leaves mostly idle, a
+many-core machine): each job, each shared training run and each clustering is claimed by one
+process through a lock file; the others take other jobs, then read the claimed ones back.
+
 Files under ``<out>/``::
 
     runs/                   one run directory per training run (see :mod:`fkt_plugin.runner`)
+    locks/                  the lock files of claimed work (held only while a process works)
     results.csv             every (arm, fraction, seed): test metrics and where they came from
     results.md              mean ± std per arm and fraction (accuracy, macro F1[, kappa])
     accuracy_vs_fraction.png, training_curves.png, pretraining_knn.png, embedding.png
@@ -16,12 +21,14 @@ Files under ``<out>/``::
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import re
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +67,32 @@ def _slug(text: str) -> str:
 
 def _print_now(line: str) -> None:
     print(line, flush=True)
+
+
+class Busy(Exception):
+    """Work a job needs is claimed by another process of the same sweep."""
+
+
+@contextmanager
+def claim(lock_file: Path) -> Iterator[None]:
+    """Holds ``lock_file`` (an exclusive ``flock``) while the block runs.
+
+    The operating system releases the lock when its process ends, so a killed process leaves
+    nothing claimed.
+
+    Raises:
+        Busy: Another process holds it.
+    """
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with lock_file.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Busy(lock_file.stem) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True)
@@ -196,8 +229,22 @@ class Sweep:
     def finished(self, job: Job) -> bool:
         return self.eval_file(job).is_file()
 
+    def _lock(self, kind: str, name: str) -> Path:
+        return self.out / "locks" / f"{kind}-{name}.lock"
+
     def run(self, job: Job) -> dict[str, Any]:
-        """Trains and evaluates what is missing for one job; its results file's content."""
+        """Trains and evaluates what is missing for one job; its results file's content.
+
+        Raises:
+            Busy: Another process holds the job or a run it needs; nothing was changed.
+        """
+        job_name = f"{_slug(str(job.arm.name))}-{fraction_tag(job.fraction)}-seed{job.seed}"
+        with claim(self._lock("job", job_name)):
+            if not self.finished(job):  # another process may have finished it meanwhile
+                self._run_claimed(job)
+        return json.loads(self.eval_file(job).read_text())
+
+    def _run_claimed(self, job: Job) -> None:
         run_dir = self.run_dir(job)
         if job.arm.teacher is not None and job.arm.k is None:
             self._ensure_trained(self.teacher_job(job))
@@ -212,7 +259,6 @@ class Sweep:
                 settings.label_fraction = job.fraction
                 settings.plots.embedding = False
             evaluate_run(settings)
-        return json.loads(self.eval_file(job).read_text())
 
     def _cluster_for(self, job: Job) -> None:
         """Trains the teacher and clusters its features, unless done before."""
@@ -221,9 +267,13 @@ class Sweep:
             return
         teacher_job = self.teacher_job(job)
         self._ensure_trained(teacher_job)
-        cluster(OmegaConf.create({
-            "run_dir": str(self.run_dir(teacher_job)), "k": int(job.arm.k), "out": str(labels),
-            "seed": job.seed, **{str(k): v for k, v in job.arm.cluster.items()}}))
+        with claim(self._lock("clusters", labels.stem)):
+            if labels.is_file():
+                return
+            cluster(OmegaConf.create({
+                "run_dir": str(self.run_dir(teacher_job)), "k": int(job.arm.k),
+                "out": str(labels), "seed": job.seed,
+                **{str(k): v for k, v in job.arm.cluster.items()}}))
 
     def _ensure_trained(self, job: Job) -> None:
         """Trains a job's run unless its results and last checkpoint are here.
@@ -233,13 +283,21 @@ class Sweep:
         resumed elsewhere) trains it again, with the same seed and settings.
         """
         run_dir = self.run_dir(job)
-        if (run_dir / "results.json").is_file():
-            if (run_dir / "checkpoints" / "last.ckpt").is_file():
+        if self._trained_here(run_dir):
+            return
+        with claim(self._lock("run", run_dir.name)):
+            if self._trained_here(run_dir):
                 return
-            self.log(f"{run_dir.name}: results read back but no checkpoint here; training it "
-                     "again (same seed and settings) for the jobs that still need it")
-            (run_dir / "results.json").unlink()
-        train(self.run_cfg(job))
+            if (run_dir / "results.json").is_file():
+                self.log(f"{run_dir.name}: results read back but no checkpoint here; training "
+                         "it again (same seed and settings) for the jobs that still need it")
+                (run_dir / "results.json").unlink()
+            train(self.run_cfg(job))
+
+    @staticmethod
+    def _trained_here(run_dir: Path) -> bool:
+        return (run_dir / "results.json").is_file() and (
+            run_dir / "checkpoints" / "last.ckpt").is_file()
 
     def classifier_run(self, job: Job) -> tuple[Path, str] | None:
         """The run directory and checkpoint of the model a job's test metrics come from
@@ -253,31 +311,56 @@ class Sweep:
 
 
 def run_sweep(sweep: Sweep, train_missing: bool = True,
-              log: Callable[[str], None] = _print_now) -> list[dict[str, Any]]:
+              log: Callable[[str], None] = _print_now, poll_seconds: float = 10.0,
+              ) -> list[dict[str, Any]]:
     """Runs (or reads back) every job; one row per job whose results exist.
+
+    A job that another process of the same sweep holds (or a run it needs) is put off: the
+    other jobs go first, then this process waits for it and reads its results back.
 
     Args:
         sweep: The sweep.
         train_missing: False: only read back finished jobs (a summary of a sweep in progress).
         log: Where progress lines go.
+        poll_seconds: How long to wait before trying put-off jobs again when none could start.
     """
-    rows = []
-    todo = sum(not sweep.finished(job) for job in sweep.jobs)
-    started, done_work = time.time(), 0
+    pending = [job for job in sweep.jobs if not sweep.finished(job)] if train_missing else []
+    todo = len(pending)
     for i, job in enumerate(sweep.jobs, 1):
-        label = f"{job.arm.name}, {100 * job.fraction:g}% labels, seed {job.seed}"
-        if not sweep.finished(job):
-            if not train_missing:
-                continue
-            elapsed = time.time() - started
-            eta = (f", about {elapsed / done_work * (todo - done_work) / 60:.0f} min left"
-                   if done_work else "")
-            log(f"[{i}/{len(sweep.jobs)}] {label}: running ({done_work}/{todo} to do done, "
-                f"{elapsed / 60:.0f} min so far{eta})")
-            sweep.run(job)
+        if sweep.finished(job):
+            log(f"[{i}/{len(sweep.jobs)}] {_label(job)}: finished earlier, read back")
+    started, done_work, waiting = time.time(), 0, set()
+    while pending:
+        progressed = False
+        for job in list(pending):
+            place = f"[{sweep.jobs.index(job) + 1}/{len(sweep.jobs)}] {_label(job)}"
+            if sweep.finished(job):
+                log(f"{place}: finished by another process, read back")
+            else:
+                if job not in waiting:
+                    elapsed = time.time() - started
+                    eta = (f", about {elapsed / done_work * (todo - done_work) / 60:.0f} min "
+                           "left" if done_work else "")
+                    log(f"{place}: running ({done_work}/{todo} to do done, "
+                        f"{elapsed / 60:.0f} min so far{eta})")
+                try:
+                    sweep.run(job)
+                except Busy as busy:
+                    if job not in waiting:
+                        waiting.add(job)
+                        log(f"{place}: {busy} is claimed by another process; other jobs first")
+                    continue
+                if job in waiting:
+                    log(f"{place}: done after waiting")
+            pending.remove(job)
             done_work += 1
-        else:
-            log(f"[{i}/{len(sweep.jobs)}] {label}: finished earlier, read back")
+            progressed = True
+        if pending and not progressed:
+            time.sleep(poll_seconds)
+    rows = []
+    for job in sweep.jobs:
+        if not sweep.finished(job):
+            continue
         results = json.loads(sweep.eval_file(job).read_text())
         labels = results.get("labels") or {}
         rows.append({"arm": job.arm.name, "label_fraction": job.fraction, "seed": job.seed,
@@ -286,6 +369,10 @@ def run_sweep(sweep: Sweep, train_missing: bool = True,
                      **{f"labels_{k}": labels[k] for k in ("train", "val", "total")
                         if k in labels}})
     return rows
+
+
+def _label(job: Job) -> str:
+    return f"{job.arm.name}, {100 * job.fraction:g}% labels, seed {job.seed}"
 
 
 def summarise(rows: list[dict[str, Any]], arms: list[str], fractions: list[float],

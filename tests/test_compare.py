@@ -3,9 +3,11 @@ fine-tuning initialised from a checkpoint."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,7 @@ from omegaconf import OmegaConf
 import fkt_plugin.compare
 import fkt_plugin.evaluation.protocols
 import fkt_plugin.runner
-from fkt_plugin.compare import Sweep, run_sweep, write_report
+from fkt_plugin.compare import Busy, Sweep, claim, run_sweep, write_report
 from fkt_plugin.errors import CheckpointError, ConfigError
 from tests.helpers import RECIPES
 
@@ -282,3 +284,76 @@ def test_the_report_pairs_arms_by_seed_and_bolds_only_cells_of_three_seeds(
     with pytest.raises(ConfigError, match=r"paired\[0\]=\['supervised', 'dino'\] must be two"):
         Sweep(OmegaConf.create(compare_cfg(fmnist_dir, tmp_path, paired=[["supervised",
                                                                            "dino"]])))
+
+
+def test_a_claim_is_exclusive_between_processes_and_freed_when_the_holder_dies(
+        tmp_path: Path) -> None:
+    lock = tmp_path / "locks" / "run-a.lock"
+    lock.parent.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, sys, time\n"
+         f"f = open({str(lock)!r}, 'a'); fcntl.flock(f, fcntl.LOCK_EX)\n"
+         "print('held', flush=True); time.sleep(120)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(Busy, match="run-a"), claim(lock):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    # Held here now: a second claim, even from this process, is refused; then it is free.
+    with claim(lock), pytest.raises(Busy), claim(lock):
+        pass
+    with claim(lock):
+        pass
+
+
+def test_a_sweep_puts_off_work_another_process_holds_and_reads_it_back(
+        fmnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sweep = Sweep(OmegaConf.create(compare_cfg(fmnist_dir, tmp_path / "out")))
+    pretraining = sweep.run_dir(sweep.jobs[1])
+    trained: list[str] = []
+
+    def finish_run(run_dir: Path) -> None:
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"weights")
+        (run_dir / "results.json").write_text(json.dumps({"test": {"acc1": 0.5}}))
+
+    def fake_train(cfg, *args, **kwargs):
+        trained.append(cfg.name)
+        finish_run(sweep.out / "runs" / cfg.name)
+
+    def fake_evaluate(settings):
+        tag = fkt_plugin.compare.fraction_tag(settings.label_fraction)
+        out = Path(settings.run_dir) / "eval" / f"{settings.protocols[0]}-{tag}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"test": {"acc1": 0.25}}))
+
+    monkeypatch.setattr(fkt_plugin.compare, "train", fake_train)
+    monkeypatch.setattr(fkt_plugin.compare, "evaluate_run", fake_evaluate)
+    # "Another process" trains the shared pre-training; it finishes while this one waits.
+    lock = sweep.out / "locks" / f"run-{pretraining.name}.lock"
+    lock.parent.mkdir(parents=True)
+    other = lock.open("a")
+    fcntl.flock(other, fcntl.LOCK_EX)
+
+    def other_finishes() -> None:
+        finish_run(pretraining)
+        other.close()
+
+    lines: list[str] = []
+
+    def log(line: str) -> None:
+        lines.append(line)
+        if line.startswith("[1/3]") and "running" in line:
+            threading.Timer(0.3, other_finishes).start()
+
+    rows = run_sweep(sweep, log=log, poll_seconds=0.05)
+    # Only the job nobody else held was trained here; the pre-training was read back.
+    assert trained == [sweep.run_dir(sweep.jobs[0]).name]
+    assert [row["arm"] for row in rows] == ["supervised", "simclr → linear",
+                                            "simclr → fine-tune"]
+    claimed = [line for line in lines if "claimed by another process" in line]
+    assert len(claimed) == 2 and all(pretraining.name in line for line in claimed)
+    assert sum("done after waiting" in line for line in lines) == 2

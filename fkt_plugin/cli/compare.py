@@ -42,6 +42,14 @@ Every run has its own directory under <out>/runs; finished runs are read back, s
 sweep resumes where it stopped (also in another checkout that has only the runs' result files:
 a pre-training that an unfinished job still needs is trained again). summary_only=true trains
 nothing and summarises what is finished.
+
+Several fkt-compare processes may run the same recipe at once, e.g. on a GPU that one small run
+leaves mostly idle, or on a many-core machine (one thread each), e.g. two processes:
+  export OMP_NUM_THREADS=1
+  for i in 1 2; do fkt-compare --config-path recipes/compare --config-name demo & done; wait
+Each job, shared pre-training and clustering is claimed by one process (a lock file under
+<out>/locks, freed when its process ends, also when it is killed); the others take other jobs,
+then wait for the claimed ones and read them back. Each process writes the full report at its end.
 Writes <out>/results.csv, <out>/results.md (mean ± std per arm and fraction; bold only where
 n >= 3), accuracy_vs_fraction.png, training_curves.png and embedding.png (t-SNE of test features
 per arm).
