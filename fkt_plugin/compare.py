@@ -556,14 +556,23 @@ def _plot_embedding(sweep: Sweep) -> None:
         return
     panels: dict[str, tuple[Any, Any]] = {}
     cache: dict[tuple[Path, str], Any] = {}
+    missing: list[str] = []
     for job in jobs:
         run_dir, checkpoint = sweep.classifier_run(job) or (
             sweep.run_dir(job), sweep.cfg.eval.checkpoint)
+        # A sweep resumed from its committed result files has no checkpoints: the arms whose
+        # network is not on this machine are left out of the picture, not the whole report.
+        if not (Path(checkpoint).is_file() or (run_dir / "checkpoints" / checkpoint).is_file()):
+            missing.append(str(job.arm.name))
+            continue
         if (run_dir, checkpoint) not in cache:
             cache[run_dir, checkpoint] = frozen_features(run_dir, checkpoint, splits=("test",))
         feats = cache[run_dir, checkpoint]
         test_x, test_y = feats.test
         panels[job.arm.name] = subsample(test_x, test_y, emb.samples)
         class_names = feats.dataset.class_names
+    if missing:
+        sweep.log(f"embedding.png: {', '.join(missing)} left out (checkpoint not on this "
+                  "machine; rerun with the checkpoints to draw them)")
     if panels:
         plot_embeddings(panels, class_names, picture)

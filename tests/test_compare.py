@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -116,6 +117,18 @@ def test_a_sweep_resumes_without_rerunning_finished_runs(fmnist_dir: Path, tmp_p
     assert len(lines_csv) == 4 and lines_csv[0].startswith("arm,label_fraction,seed,acc1")
     for picture in ("accuracy_vs_fraction.png", "training_curves.png", "embedding.png"):
         assert (tmp_path / "out" / picture).stat().st_size > 1000
+
+    # The committed result files without any checkpoint (another checkout): the report is still
+    # written; the embedding leaves out the arms whose network is not here, and says so.
+    for checkpoint in (tmp_path / "out").glob("runs/*/checkpoints/*.ckpt"):
+        checkpoint.unlink()
+    newer = (tmp_path / "out" / "embedding.png").stat().st_mtime + 10
+    os.utime(sweep.eval_file(sweep.jobs[0]), (newer, newer))
+    notices.clear()
+    write_report(Sweep(OmegaConf.create(compare_cfg(fmnist_dir, tmp_path / "out")),
+                       log=notices.append), rows, plots=True)
+    assert notices == ["embedding.png: supervised, simclr → linear, simclr → fine-tune left out "
+                       "(checkpoint not on this machine; rerun with the checkpoints to draw them)"]
 
 
 def _cli(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
