@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -232,8 +233,12 @@ class Sweep:
     def _lock(self, kind: str, name: str) -> Path:
         return self.out / "locks" / f"{kind}-{name}.lock"
 
-    def run(self, job: Job) -> dict[str, Any]:
+    def run(self, job: Job, on_start: Callable[[], None] | None = None) -> dict[str, Any]:
         """Trains and evaluates what is missing for one job; its results file's content.
+
+        Args:
+            job: The job.
+            on_start: Called once this process holds the job and it is not finished.
 
         Raises:
             Busy: Another process holds the job or a run it needs; nothing was changed.
@@ -241,6 +246,8 @@ class Sweep:
         job_name = f"{_slug(str(job.arm.name))}-{fraction_tag(job.fraction)}-seed{job.seed}"
         with claim(self._lock("job", job_name)):
             if not self.finished(job):  # another process may have finished it meanwhile
+                if on_start is not None:
+                    on_start()
                 self._run_claimed(job)
         return json.loads(self.eval_file(job).read_text())
 
@@ -329,7 +336,9 @@ def run_sweep(sweep: Sweep, train_missing: bool = True,
     for i, job in enumerate(sweep.jobs, 1):
         if sweep.finished(job):
             log(f"[{i}/{len(sweep.jobs)}] {_label(job)}: finished earlier, read back")
-    started, done_work, waiting = time.time(), 0, set()
+    started, done_work = time.time(), 0
+    waiting: set[Job] = set()
+    announced: set[Job] = set()
     while pending:
         progressed = False
         for job in list(pending):
@@ -337,14 +346,14 @@ def run_sweep(sweep: Sweep, train_missing: bool = True,
             if sweep.finished(job):
                 log(f"{place}: finished by another process, read back")
             else:
-                if job not in waiting:
-                    elapsed = time.time() - started
-                    eta = (f", about {elapsed / done_work * (todo - done_work) / 60:.0f} min "
-                           "left" if done_work else "")
-                    log(f"{place}: running ({done_work}/{todo} to do done, "
-                        f"{elapsed / 60:.0f} min so far{eta})")
+                elapsed = time.time() - started
+                eta = (f", about {elapsed / done_work * (todo - done_work) / 60:.0f} min left"
+                       if done_work else "")
+                start_line = (f"{place}: running ({done_work}/{todo} to do done, "
+                              f"{elapsed / 60:.0f} min so far{eta})")
                 try:
-                    sweep.run(job)
+                    sweep.run(job, on_start=partial(_announce_once, log, start_line,
+                                                    announced, job))
                 except Busy as busy:
                     if job not in waiting:
                         waiting.add(job)
@@ -369,6 +378,14 @@ def run_sweep(sweep: Sweep, train_missing: bool = True,
                      **{f"labels_{k}": labels[k] for k in ("train", "val", "total")
                         if k in labels}})
     return rows
+
+
+def _announce_once(log: Callable[[str], None], line: str, announced: set[Job], job: Job) -> None:
+    """Logs that a job runs the first time it starts (a put-off job may start several times
+    before a run it needs is free)."""
+    if job not in announced:
+        announced.add(job)
+        log(line)
 
 
 def _label(job: Job) -> str:

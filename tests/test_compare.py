@@ -370,3 +370,5 @@ def test_a_sweep_puts_off_work_another_process_holds_and_reads_it_back(
     claimed = [line for line in lines if "claimed by another process" in line]
     assert len(claimed) == 2 and all(pretraining.name in line for line in claimed)
     assert sum("done after waiting" in line for line in lines) == 2
+    # Tried again every poll while it waited, each job still says once that it runs.
+    assert sum(": running (" in line for line in lines) == 3
