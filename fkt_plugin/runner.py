@@ -164,6 +164,12 @@ def prepare(cfg: DictConfig) -> tuple[DictConfig, ImageDataset, FKTDataModule]:
     return cfg, dataset, datamodule
 
 
+def device_description(device: torch.device, count: int) -> str:
+    """The hardware of a run, e.g. ``1 x cpu`` or ``4 x NVIDIA H100 80GB HBM3``."""
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+    return f"{count} x {name}"
+
+
 def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
     """Trains (or resumes) one run, selects the best epoch on validation, tests it once.
 
@@ -255,6 +261,9 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
         "selection": cfg.selection,
         "resumed_from": resume, "initialised_from": initialised_from,
         "fit_seconds": round(time.time() - started, 1),
+        # Which hardware and precision gave the numbers and the seconds (studies may mix them).
+        "device": device_description(model.device, trainer.num_devices * trainer.num_nodes),
+        "precision": str(cfg.precision),
         "selected_checkpoint": str(ckpt_dir / "best.ckpt") if selected else None,
         "val": ({k.removeprefix("val_"): float(v) for k, v in val.items()}
                 if val is not None else None),

@@ -36,6 +36,7 @@ def test_fkt_train_end_to_end(fmnist_dir: Path, tmp_path: Path) -> None:
     for key in ("acc1", "precision_macro", "recall_macro", "f1_macro"):
         assert 0.0 <= results["test"][key] <= 1.0
     assert {"acc1", "acc5", "knn_acc1", "loss"} <= set(results["val"])
+    assert results["device"] == "1 x cpu" and results["precision"] == "32-true"
     assert (run_dir / "checkpoints" / "best.ckpt").exists()
     header = (run_dir / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"train_nce_loss", "train_class_loss", "train_acc1", "val_acc1",
