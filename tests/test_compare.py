@@ -251,6 +251,21 @@ def test_a_distillation_arm_gets_its_teacher_run_directory(fmnist_dir: Path,
             arms[0], {**arms[1], "cluster": {"restarts": 2}}])))
 
 
+def test_the_last_epoch_study_differs_from_the_study_by_its_selection_alone() -> None:
+    from hydra import compose, initialize_config_dir
+
+    folder = RECIPES.parents[1] / "compare"
+    with initialize_config_dir(config_dir=str(folder.resolve()), version_base="1.3"):
+        study = compose(config_name="fashion_mnist_study")
+        last = compose(config_name="fashion_mnist_study_last")
+    assert (last.selection, study.selection) == ("last", "best_val")
+    assert last.out != study.out
+    changed = {key for key in {*study, *last} if study.get(key) != last.get(key)}
+    assert changed == {"selection", "out"}
+    sweep = Sweep(last, base_dir=folder)
+    assert {sweep.run_cfg(job).selection for job in sweep.jobs} == {"last"}
+
+
 @pytest.mark.parametrize("name", ["fashion_mnist_cluster_transfer", "fashion_mnist_mvmr",
                                   "fashion_mnist_gsimclr"])
 def test_the_shipped_study_recipes_are_valid(name: str) -> None:
