@@ -230,7 +230,8 @@ class Sweep:
     def finished(self, job: Job) -> bool:
         return self.eval_file(job).is_file()
 
-    def _lock(self, kind: str, name: str) -> Path:
+    def lock_file(self, kind: str, name: str) -> Path:
+        """The lock file by which one process claims a piece of the sweep's work."""
         return self.out / "locks" / f"{kind}-{name}.lock"
 
     def run(self, job: Job, on_start: Callable[[], None] | None = None) -> dict[str, Any]:
@@ -244,7 +245,7 @@ class Sweep:
             Busy: Another process holds the job or a run it needs; nothing was changed.
         """
         job_name = f"{_slug(str(job.arm.name))}-{fraction_tag(job.fraction)}-seed{job.seed}"
-        with claim(self._lock("job", job_name)):
+        with claim(self.lock_file("job", job_name)):
             if not self.finished(job):  # another process may have finished it meanwhile
                 if on_start is not None:
                     on_start()
@@ -274,7 +275,7 @@ class Sweep:
             return
         teacher_job = self.teacher_job(job)
         self._ensure_trained(teacher_job)
-        with claim(self._lock("clusters", labels.stem)):
+        with claim(self.lock_file("clusters", labels.stem)):
             if labels.is_file():
                 return
             cluster(OmegaConf.create({
@@ -292,7 +293,7 @@ class Sweep:
         run_dir = self.run_dir(job)
         if self._trained_here(run_dir):
             return
-        with claim(self._lock("run", run_dir.name)):
+        with claim(self.lock_file("run", run_dir.name)):
             if self._trained_here(run_dir):
                 return
             if (run_dir / "results.json").is_file():

@@ -387,3 +387,22 @@ def test_a_sweep_puts_off_work_another_process_holds_and_reads_it_back(
     assert sum("done after waiting" in line for line in lines) == 2
     # Tried again every poll while it waited, each job still says once that it runs.
     assert sum(": running (" in line for line in lines) == 3
+
+
+def test_one_process_of_a_sweep_writes_its_report(fmnist_dir: Path, tmp_path: Path) -> None:
+    cfg = compare_cfg(fmnist_dir, tmp_path / "out", summary_only=True)
+    (tmp_path / "study.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(cfg)))
+    sweep = Sweep(OmegaConf.create(cfg))
+    for job in sweep.jobs:  # a finished sweep's result files, as committed
+        sweep.eval_file(job).parent.mkdir(parents=True, exist_ok=True)
+        sweep.eval_file(job).write_text(json.dumps(
+            {"test": {"acc1": 0.5, "f1_macro": 0.5}, "finetune_run": "tuned"}))
+    args = ("--config-path", str(tmp_path), "--config-name", "study")
+    with claim(sweep.lock_file("report", "report")):  # another process is writing it
+        waiting = _cli("fkt_plugin.cli.compare", *args, cwd=tmp_path)
+    assert waiting.returncode == 0, waiting.stderr[-2000:]
+    assert "another process of this sweep is writing the report" in waiting.stdout
+    assert not (tmp_path / "out" / "results.md").exists()
+    done = _cli("fkt_plugin.cli.compare", *args, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| supervised | 50.00 (n=1) |" in (tmp_path / "out" / "results.md").read_text()

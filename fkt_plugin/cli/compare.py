@@ -49,7 +49,8 @@ leaves mostly idle, or on a many-core machine (one thread each), e.g. two proces
   for i in 1 2; do fkt-compare --config-path recipes/compare --config-name demo & done; wait
 Each job, shared pre-training and clustering is claimed by one process (a lock file under
 <out>/locks, freed when its process ends, also when it is killed); the others take other jobs,
-then wait for the claimed ones and read them back. Each process writes the full report at its end.
+then wait for the claimed ones and read them back. The first process to finish writes the
+report.
 Writes <out>/results.csv, <out>/results.md (mean ± std per arm and fraction; bold only where
 n >= 3), accuracy_vs_fraction.png, training_curves.png and embedding.png (t-SNE of test features
 per arm).
@@ -58,7 +59,7 @@ per arm).
 
 @hydra.main(version_base="1.3", config_path=None, config_name=None)
 def _run(cfg: DictConfig) -> None:
-    from fkt_plugin.compare import Sweep, run_sweep, write_report
+    from fkt_plugin.compare import Busy, Sweep, claim, run_sweep, write_report
 
     with user_errors_exit():
         if not cfg:
@@ -69,7 +70,14 @@ def _run(cfg: DictConfig) -> None:
         if not rows:
             raise MissingPathError(f"no finished runs under {sweep.out}")
         command = "fkt-compare " + " ".join(typed_arguments() or sys.argv[1:])
-        print(write_report(sweep, rows, command=command))
+        # Processes that finish one sweep together would each redraw the same pictures (a t-SNE
+        # takes minutes) and could interleave their writes: one writes, the others leave it.
+        try:
+            with claim(sweep.lock_file("report", "report")):
+                print(write_report(sweep, rows, command=command))
+        except Busy:
+            print(f"another process of this sweep is writing the report under {sweep.out}; "
+                  "its files are complete when that process ends")
 
 
 def main() -> None:
