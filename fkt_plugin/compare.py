@@ -14,6 +14,7 @@ Files under ``<out>/``::
 
     runs/                   one run directory per training run (see :mod:`fkt_plugin.runner`)
     locks/                  the lock files of claimed work (held only while a process works)
+    logs/                   the output of processes 2..N of ``processes=N``
     results.csv             every (arm, fraction, seed): test metrics and where they came from
     results.md              mean ± std per arm and fraction (accuracy, macro F1[, kappa])
     accuracy_vs_fraction.png, training_curves.png, pretraining_knn.png, embedding.png

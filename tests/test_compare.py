@@ -56,6 +56,7 @@ def compare_cfg(data_dir: Path, out: Path, **changes) -> dict:
     ({"arms": [{"name": "a", "recipe": "simclr", "epochs": 1, "lr": 1}]},
      r"arms\[0\] has unknown keys lr"),
     ({"colour": 1}, "unknown compare keys: colour"),
+    ({"processes": 0}, r"processes=0 must be an int > 0"),
     ({"arms": [{"name": "a", "recipe": "simclr", "epochs": 1, "fractions": [0.5]}]},
      r"arms\[0\].fractions=\[0.5\] must be a non-empty subset of fractions=\[0.2\]"),
 ])
@@ -406,3 +407,18 @@ def test_one_process_of_a_sweep_writes_its_report(fmnist_dir: Path, tmp_path: Pa
     done = _cli("fkt_plugin.cli.compare", *args, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "| supervised | 50.00 (n=1) |" in (tmp_path / "out" / "results.md").read_text()
+
+
+def test_processes_share_a_sweep_and_each_job_runs_once(fmnist_dir: Path, tmp_path: Path) -> None:
+    cfg = compare_cfg(fmnist_dir, tmp_path / "out", processes=2)
+    (tmp_path / "study.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(cfg)))
+    done = _cli("fkt_plugin.cli.compare", "--config-path", str(tmp_path), "--config-name",
+                "study", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "2 processes share the sweep" in done.stdout
+    helper = (tmp_path / "out" / "logs" / "process-2.log").read_text()
+    assert "Traceback" not in helper
+    # Each of the 3 jobs ran in one of the two processes; the other read it back.
+    running = [line for line in (done.stdout + helper).splitlines() if ": running (" in line]
+    assert len(running) == 3
+    assert len((tmp_path / "out" / "results.csv").read_text().splitlines()) == 4

@@ -15,6 +15,7 @@ from fkt_plugin.config import (
     mapping_copy,
     require_choice,
     require_in_range,
+    require_positive_int,
     unknown_keys,
     unknown_settings,
 )
@@ -38,6 +39,10 @@ COMPARE_DEFAULTS: dict[str, Any] = {
     "embedding": {"fraction": None, "seed": None, "samples": 2000},
     # true: train nothing, summarise the runs finished so far.
     "summary_only": False,
+    # Processes that share the sweep's jobs (one claims each job and shared run); the others
+    # write their output to <out>/logs/process-<i>.log. More than one helps where one run leaves
+    # the machine idle: a GPU with small networks, or a machine with many cores.
+    "processes": 1,
     # data.val_labels and selection of every run (null: each recipe's own): the protocol of
     # the labels and of the scored model, kept out of the run names so that a sweep started
     # before these keys existed resumes.
@@ -134,6 +139,7 @@ def validate_compare_cfg(cfg: DictConfig) -> DictConfig:
                 epochs_for(arm.epochs, fraction, f"arms[{i}].epochs")
             else:
                 epochs_for(arm.steps, fraction, f"arms[{i}].steps")
+    require_positive_int(cfg.processes, "processes")
     if cfg.val_labels is not None:
         require_choice(cfg.val_labels, "val_labels", VAL_LABELS)
     if cfg.selection is not None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
@@ -10,7 +13,7 @@ from omegaconf import DictConfig
 from fkt_plugin.cli.errors import user_errors_exit
 from fkt_plugin.cli.hydra_app import main_with_help, recipe_folder, typed_arguments
 from fkt_plugin.config import mapping_copy
-from fkt_plugin.errors import ConfigError, MissingPathError
+from fkt_plugin.errors import ConfigError, FKTError, MissingPathError
 from fkt_plugin.recipes import PRETRAIN_RECIPES
 
 HELP = """\
@@ -43,14 +46,15 @@ sweep resumes where it stopped (also in another checkout that has only the runs'
 a pre-training that an unfinished job still needs is trained again). summary_only=true trains
 nothing and summarises what is finished.
 
-Several fkt-compare processes may run the same recipe at once, e.g. on a GPU that one small run
-leaves mostly idle, or on a many-core machine (one thread each), e.g. two processes:
-  export OMP_NUM_THREADS=1
-  for i in 1 2; do fkt-compare --config-path recipes/compare --config-name demo & done; wait
-Each job, shared pre-training and clustering is claimed by one process (a lock file under
-<out>/locks, freed when its process ends, also when it is killed); the others take other jobs,
-then wait for the claimed ones and read them back. The first process to finish writes the
-report.
+processes=N shares the sweep between N processes, e.g. on a GPU that one small run leaves
+mostly idle, or on a many-core machine (each gets cores/N threads unless OMP_NUM_THREADS is set;
+the output of processes 2..N goes to <out>/logs/process-<i>.log):
+  fkt-compare --config-path recipes/compare --config-name demo processes=2
+Processes started by hand on the same recipe and machine cooperate the same way. Each job,
+shared pre-training and clustering is claimed by one process (a lock file under <out>/locks,
+freed when its process ends, also when it is killed); the others take other jobs, then wait for
+the claimed ones and read them back; one writes the report.
+
 Writes <out>/results.csv, <out>/results.md (mean ± std per arm and fraction; bold only where
 n >= 3), accuracy_vs_fraction.png, training_curves.png and embedding.png (t-SNE of test features
 per arm).
@@ -66,7 +70,15 @@ def _run(cfg: DictConfig) -> None:
             raise ConfigError("no compare recipe given: use --config-path recipes/compare "
                               "--config-name <name> (see fkt-compare --help)")
         sweep = Sweep(mapping_copy(cfg), base_dir=recipe_folder())
-        rows = run_sweep(sweep, train_missing=not sweep.cfg.summary_only)
+        count = 1 if sweep.cfg.summary_only else int(sweep.cfg.processes)
+        helpers = _start_helpers(sweep.out / "logs", count)
+        try:
+            rows = run_sweep(sweep, train_missing=not sweep.cfg.summary_only)
+        except BaseException:
+            for helper, _ in helpers:
+                helper.terminate()
+            raise
+        failed = [(i, helper.wait(), log) for i, (helper, log) in enumerate(helpers, 2)]
         if not rows:
             raise MissingPathError(f"no finished runs under {sweep.out}")
         command = "fkt-compare " + " ".join(typed_arguments() or sys.argv[1:])
@@ -78,6 +90,37 @@ def _run(cfg: DictConfig) -> None:
         except Busy:
             print(f"another process of this sweep is writing the report under {sweep.out}; "
                   "its files are complete when that process ends")
+        failed = [(i, status, log) for i, status, log in failed if status != 0]
+        if failed:
+            raise FKTError("; ".join(f"process {i} of {count} ended with exit status {status} "
+                                     f"(its output: {log})" for i, status, log in failed))
+
+
+def _start_helpers(logs: Path, count: int) -> list[tuple[subprocess.Popen[bytes], Path]]:
+    """Starts ``count - 1`` more fkt-compare processes on the same command line (they claim
+    jobs as this one does), each with its share of the cores unless OMP_NUM_THREADS is set."""
+    if count == 1:
+        return []
+    import torch
+
+    threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // count))
+    torch.set_num_threads(int(threads))
+    # The command line as this process got it, the recipe folder made absolute: the helpers
+    # run in the same working directory.
+    args = [arg for arg in sys.argv[1:]
+            if not arg.lstrip("+").startswith("processes=")]
+    logs.mkdir(parents=True, exist_ok=True)
+    helpers = []
+    for i in range(2, count + 1):
+        log = logs / f"process-{i}.log"
+        with log.open("wb") as output:
+            helpers.append((subprocess.Popen(
+                [sys.executable, "-m", "fkt_plugin.cli.compare", *args, "processes=1"],
+                stdout=output, stderr=subprocess.STDOUT,
+                env={**os.environ, "OMP_NUM_THREADS": threads}), log))
+    print(f"{count} processes share the sweep; the output of the others goes to {logs}/",
+          flush=True)
+    return helpers
 
 
 def main() -> None:
