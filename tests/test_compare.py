@@ -418,6 +418,8 @@ def test_processes_share_a_sweep_and_each_job_runs_once(fmnist_dir: Path, tmp_pa
     assert "2 processes share the sweep" in done.stdout
     helper = (tmp_path / "out" / "logs" / "process-2.log").read_text()
     assert "Traceback" not in helper
+    # The first process writes the report; the helper leaves it.
+    assert "Mean ± std" in done.stdout and "Mean ± std" not in helper
     # Each of the 3 jobs ran in one of the two processes; the other read it back.
     running = [line for line in (done.stdout + helper).splitlines() if ": running (" in line]
     assert len(running) == 3

@@ -61,6 +61,10 @@ per arm).
 """
 
 
+HELPER_ENV = "FKT_COMPARE_HELPER"
+"""Set to 1 in the processes that ``processes=N`` starts: they leave the report to the first."""
+
+
 @hydra.main(version_base="1.3", config_path=None, config_name=None)
 def _run(cfg: DictConfig) -> None:
     from fkt_plugin.compare import Busy, Sweep, claim, run_sweep, write_report
@@ -81,6 +85,9 @@ def _run(cfg: DictConfig) -> None:
         failed = [(i, helper.wait(), log) for i, (helper, log) in enumerate(helpers, 2)]
         if not rows:
             raise MissingPathError(f"no finished runs under {sweep.out}")
+        if os.environ.get(HELPER_ENV) == "1":
+            print("process 1 of this sweep writes the report", flush=True)
+            return
         command = "fkt-compare " + " ".join(typed_arguments() or sys.argv[1:])
         # Processes that finish one sweep together would each redraw the same pictures (a t-SNE
         # takes minutes) and could interleave their writes: one writes, the others leave it.
@@ -117,7 +124,7 @@ def _start_helpers(logs: Path, count: int) -> list[tuple[subprocess.Popen[bytes]
             helpers.append((subprocess.Popen(
                 [sys.executable, "-m", "fkt_plugin.cli.compare", *args, "processes=1"],
                 stdout=output, stderr=subprocess.STDOUT,
-                env={**os.environ, "OMP_NUM_THREADS": threads}), log))
+                env={**os.environ, "OMP_NUM_THREADS": threads, HELPER_ENV: "1"}), log))
     print(f"{count} processes share the sweep; the output of the others goes to {logs}/",
           flush=True)
     return helpers
