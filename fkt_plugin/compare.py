@@ -231,6 +231,28 @@ class Sweep:
     def finished(self, job: Job) -> bool:
         return self.eval_file(job).is_file()
 
+    def check_read_back(self, job: Job) -> None:
+        """Refuses a finished job whose run was made under another ``selection`` or
+        ``val_labels`` than the sweep asks for (these are not in the run names, so that sweeps
+        from before they existed resume; runs that do not record them are accepted).
+
+        Raises:
+            ConfigError: The recorded setting differs.
+        """
+        results_file = self.run_dir(job) / "results.json"
+        if not results_file.is_file():
+            return
+        results = json.loads(results_file.read_text())
+        recorded = {"selection": results.get("selection"),
+                    "val_labels": (results.get("labels") or {}).get("val_labels")}
+        for key, was in recorded.items():
+            wanted = self.cfg[key]
+            if wanted is not None and was is not None and was != wanted:
+                raise ConfigError(
+                    f"{results_file.parent.name} under {self.out} was run with {key}={was}, "
+                    f"this sweep asks for {key}={wanted}; give the sweep another out= (runs of "
+                    f"different {key} are not mixed in one table)")
+
     def lock_file(self, kind: str, name: str) -> Path:
         """The lock file by which one process claims a piece of the sweep's work."""
         return self.out / "locks" / f"{kind}-{name}.lock"
@@ -337,6 +359,7 @@ def run_sweep(sweep: Sweep, train_missing: bool = True,
     todo = len(pending)
     for i, job in enumerate(sweep.jobs, 1):
         if sweep.finished(job):
+            sweep.check_read_back(job)
             log(f"[{i}/{len(sweep.jobs)}] {_label(job)}: finished earlier, read back")
     started, done_work = time.time(), 0
     waiting: set[Job] = set()

@@ -424,3 +424,22 @@ def test_processes_share_a_sweep_and_each_job_runs_once(fmnist_dir: Path, tmp_pa
     running = [line for line in (done.stdout + helper).splitlines() if ": running (" in line]
     assert len(running) == 3
     assert len((tmp_path / "out" / "results.csv").read_text().splitlines()) == 4
+
+
+def test_a_sweep_refuses_runs_made_under_another_selection_or_label_protocol(
+        fmnist_dir: Path, tmp_path: Path) -> None:
+    sweep = Sweep(OmegaConf.create(compare_cfg(fmnist_dir, tmp_path / "out",
+                                               selection="best_val", val_labels="budget")))
+    for job in sweep.jobs:  # result files of a sweep run with best_val and budget
+        for results in (sweep.run_dir(job) / "results.json", sweep.eval_file(job)):
+            results.parent.mkdir(parents=True, exist_ok=True)
+            results.write_text(json.dumps({"test": {"acc1": 0.5}, "selection": "best_val",
+                                           "labels": {"val_labels": "budget"}}))
+    assert len(run_sweep(sweep, train_missing=False, log=lambda line: None)) == 3
+    for change, message in [({"selection": "last"}, "with selection=best_val, this sweep asks "
+                                                    "for selection=last; give the sweep another"),
+                            ({"val_labels": "extra"}, "with val_labels=budget, this sweep asks "
+                                                      "for val_labels=extra")]:
+        other = Sweep(OmegaConf.create(compare_cfg(fmnist_dir, tmp_path / "out", **change)))
+        with pytest.raises(ConfigError, match=message):
+            run_sweep(other, train_missing=False, log=lambda line: None)
