@@ -39,8 +39,9 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from fkt_plugin.args.compare import seeds_for, validate_compare_cfg
 from fkt_plugin.args.run import validate_run_cfg
+from fkt_plugin.checkpoints import checkpoint_path
 from fkt_plugin.config import epochs_for, mapping_copy
-from fkt_plugin.errors import ConfigError, MissingPathError
+from fkt_plugin.errors import CheckpointError, ConfigError, MissingPathError
 from fkt_plugin.evaluation.plots import (
     plot_accuracy_vs_fraction,
     plot_embeddings,
@@ -355,19 +356,21 @@ def run_sweep(sweep: Sweep, train_missing: bool = True,
         log: Where progress lines go.
         poll_seconds: How long to wait before trying put-off jobs again when none could start.
     """
-    pending = [job for job in sweep.jobs if not sweep.finished(job)] if train_missing else []
-    todo = len(pending)
+    pending: list[tuple[str, Job]] = []
     for i, job in enumerate(sweep.jobs, 1):
+        place = f"[{i}/{len(sweep.jobs)}] {_label(job)}"
         if sweep.finished(job):
             sweep.check_read_back(job)
-            log(f"[{i}/{len(sweep.jobs)}] {_label(job)}: finished earlier, read back")
+            log(f"{place}: finished earlier, read back")
+        elif train_missing:
+            pending.append((place, job))
+    todo = len(pending)
     started, done_work = time.time(), 0
     waiting: set[Job] = set()
     announced: set[Job] = set()
     while pending:
         progressed = False
-        for job in list(pending):
-            place = f"[{sweep.jobs.index(job) + 1}/{len(sweep.jobs)}] {_label(job)}"
+        for place, job in list(pending):
             if sweep.finished(job):
                 log(f"{place}: finished by another process, read back")
             else:
@@ -386,7 +389,7 @@ def run_sweep(sweep: Sweep, train_missing: bool = True,
                     continue
                 if job in waiting:
                     log(f"{place}: done after waiting")
-            pending.remove(job)
+            pending.remove((place, job))
             done_work += 1
             progressed = True
         if pending and not progressed:
@@ -604,7 +607,9 @@ def _plot_embedding(sweep: Sweep) -> None:
             sweep.run_dir(job), sweep.cfg.eval.checkpoint)
         # A sweep resumed from its committed result files has no checkpoints: the arms whose
         # network is not on this machine are left out of the picture, not the whole report.
-        if not (Path(checkpoint).is_file() or (run_dir / "checkpoints" / checkpoint).is_file()):
+        try:
+            checkpoint_path(run_dir, checkpoint)
+        except CheckpointError:
             missing.append(str(job.arm.name))
             continue
         if (run_dir, checkpoint) not in cache:

@@ -82,7 +82,7 @@ def _run(cfg: DictConfig) -> None:
             for helper, _ in helpers:
                 helper.terminate()
             raise
-        failed = [(i, helper.wait(), log) for i, (helper, log) in enumerate(helpers, 2)]
+        statuses = [(i, helper.wait(), log) for i, (helper, log) in enumerate(helpers, 2)]
         if not rows:
             raise MissingPathError(f"no finished runs under {sweep.out}")
         if os.environ.get(HELPER_ENV) == "1":
@@ -97,7 +97,7 @@ def _run(cfg: DictConfig) -> None:
         except Busy:
             print(f"another process of this sweep is writing the report under {sweep.out}; "
                   "its files are complete when that process ends")
-        failed = [(i, status, log) for i, status, log in failed if status != 0]
+        failed = [(i, status, log) for i, status, log in statuses if status != 0]
         if failed:
             raise FKTError("; ".join(f"process {i} of {count} ended with exit status {status} "
                                      f"(its output: {log})" for i, status, log in failed))
