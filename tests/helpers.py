@@ -4,14 +4,21 @@ independent reference computations. Imported by the test modules and by ``confte
 from __future__ import annotations
 
 import gzip
+import io
+import os
 import pickle
 import struct
+import sys
+from collections.abc import Callable
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 from PIL import Image
 from skimage import data as skdata
@@ -46,6 +53,40 @@ def tiny_overrides(data_dir: Path, out_dir: Path) -> list[str]:
     return [f"data.train_path={data_dir}", f"checkpoint.dir={out_dir}", "max_epochs=1",
             "optimizer.batch_size=64", "backbone.kwargs.width=4", "++log_every_n_steps=1",
             "scheduler.warmup_epochs=0", "accelerator=cpu"]
+
+
+@dataclass
+class ToolRun:
+    """What a command-line tool did: its exit status and what it printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_tool(main: Callable[[], None], *args: str, cwd: Path) -> ToolRun:
+    """Runs a tool's entry point (e.g. ``fkt_plugin.cli.train.main``) in this process as
+    ``<tool> *args`` typed in ``cwd``: the same argument parsing, hydra composition and error
+    handling, without a fresh interpreter importing torch for every case (seconds each). The
+    tests that start the tools as real processes keep the installed entry points covered."""
+    out, err = io.StringIO(), io.StringIO()
+    saved_argv, saved_cwd = sys.argv, os.getcwd()
+    code = 0
+    try:
+        os.chdir(cwd)
+        sys.argv = ["tool", *args]
+        with redirect_stdout(out), redirect_stderr(err):
+            main()
+    except SystemExit as exit_:
+        if isinstance(exit_.code, str):  # sys.exit("message") prints it and exits 1
+            err.write(exit_.code)
+        code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+    finally:
+        sys.argv = saved_argv
+        os.chdir(saved_cwd)
+        # hydra keeps its application in a global that the next compose() refuses to replace.
+        GlobalHydra.instance().clear()
+    return ToolRun(code, out.getvalue(), err.getvalue())
 
 
 def load_recipe(name: str, overrides: list[str]) -> DictConfig:

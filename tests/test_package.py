@@ -113,3 +113,18 @@ def test_no_dataset_adapter_imports_another() -> None:
     assert len(adapters) >= 6
     graph = import_graph()
     assert {a: graph[a] & adapters for a in adapters} == {a: set() for a in adapters}
+
+
+def test_every_command_line_tool_is_installed_and_loads_its_entry_point() -> None:
+    """The command-line tests run the tools' entry points inside pytest (tests.helpers.run_tool):
+    this checks that the installed commands lead to those functions."""
+    import sys
+    from importlib.metadata import entry_points
+
+    tools = {ep.name: ep for ep in entry_points(group="console_scripts")
+             if ep.value.startswith("fkt_plugin.")}
+    assert set(tools) == {"fkt-train", "fkt-eval", "fkt-compare", "fkt-data", "fkt-export",
+                          "fkt-bench", "fkt-cluster"}
+    for name, ep in tools.items():
+        assert callable(ep.load()) and ep.value.endswith(":main"), name
+        assert (Path(sys.executable).parent / name).is_file(), f"{name} is not installed"

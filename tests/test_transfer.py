@@ -13,6 +13,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+import fkt_plugin.cli.cluster
 from fkt_plugin.compare import Sweep, run_sweep
 from fkt_plugin.data import load_dataset
 from fkt_plugin.data import pseudo_labels as pseudo_label_files
@@ -27,6 +28,7 @@ from tests.helpers import (
     load_recipe,
     make_cifar10,
     photo,
+    run_tool,
     tiny_overrides,
     write_idx,
 )
@@ -99,10 +101,10 @@ def test_fkt_cluster_cli_writes_the_file_and_names_bad_values(teacher: Path,
         ([f"run_dir={teacher}", "k=5000", "out=x.npz"], "k=5000 is larger than the 1400"),
         (["k=4", "out=x.npz"], "no teacher: give run_dir="),
     ]:
-        done = subprocess.run([*cli, *args], capture_output=True, text=True, cwd=tmp_path)
-        assert done.returncode == 2 and message in done.stderr, (args, done.stderr)
-        assert "Traceback" not in done.stderr
-    help_text = subprocess.run([*cli, "--help"], capture_output=True, text=True).stdout
+        bad = run_tool(fkt_plugin.cli.cluster.main, *args, cwd=tmp_path)
+        assert bad.returncode == 2 and "error: " in bad.stderr, (args, bad.stderr)
+        assert message in bad.stderr and not (tmp_path / "x.npz").exists()
+    help_text = run_tool(fkt_plugin.cli.cluster.main, "--help", cwd=tmp_path).stdout
     assert "run_dir=" in help_text and "assign_to" in help_text
 
 

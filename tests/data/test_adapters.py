@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+import fkt_plugin.cli.data
 from fkt_plugin.data import load_dataset
 from fkt_plugin.data.aptos import circle_crop_then_resize
 from fkt_plugin.data.image_cache import decode_files, resize_square
@@ -27,6 +28,7 @@ from tests.helpers import (
     nchw,
     photo,
     retina_photo,
+    run_tool,
     write_cifar_batch,
 )
 
@@ -310,17 +312,13 @@ def test_a_cifar_recipe_trains_on_the_fixture(tmp_path: Path, cifar_photos) -> N
 # ---------------------------------------------------------------- fkt-data inspect
 
 def test_fkt_data_inspect_reports_counts_skipped_files_and_draws(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
     root = tmp_path / "intel"
     files = make_intel(root)
     bad = files["seg_test/forest/0"]
     bad.write_bytes(b"\x89PNG\r\n\x1a\n broken")
-    command = [sys.executable, "-m", "fkt_plugin.cli.data", "inspect", "intel", str(root),
-               "--cache-dir", str(tmp_path / "c"), "--grid", str(tmp_path / "grid.png"),
-               "--views", str(tmp_path / "views.png")]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    done = run_tool(fkt_plugin.cli.data.main, "inspect", "intel", str(root), "--cache-dir",
+                    str(tmp_path / "c"), "--grid", str(tmp_path / "grid.png"), "--views",
+                    str(tmp_path / "views.png"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
     assert "dataset intel: 3 classes, 3 channel(s), images 150x150 px" in out
@@ -331,8 +329,7 @@ def test_fkt_data_inspect_reports_counts_skipped_files_and_draws(tmp_path: Path)
     assert "intel seg_test: skipped 1 of 3 images" in out and str(bad) in out
     for picture in ("grid.png", "views.png"):
         assert (tmp_path / picture).stat().st_size > 1000
-    unknown = subprocess.run([sys.executable, "-m", "fkt_plugin.cli.data", "inspect", "imagenet",
-                              str(root)], capture_output=True, text=True, timeout=600)
+    unknown = run_tool(fkt_plugin.cli.data.main, "inspect", "imagenet", str(root), cwd=tmp_path)
     assert unknown.returncode == 2
     assert "unknown dataset 'imagenet'; known datasets: aptos, cifar10" in unknown.stderr
 
