@@ -105,12 +105,13 @@ def cluster(cluster_cfg: DictConfig) -> dict[str, Any]:
     cfg = with_data(base_cfg, cluster_cfg.data)
     started = time.time()
     dataset = load_data(cfg)
+    # Checked before the features: on a large dataset they take hours.
+    if cluster_cfg.k > len(dataset.train):
+        raise ConfigError(f"k={cluster_cfg.k} is larger than the {len(dataset.train)} training "
+                          f"images of {cfg.data.dataset}")
     backbone = backbone_from_checkpoint(cfg, path, dataset.num_channels)
     train_x, test_x = dataset_features(backbone, dataset, cfg, cluster_cfg.batch_size)
     feature_seconds = time.time() - started
-    if cluster_cfg.k > len(train_x):
-        raise ConfigError(f"k={cluster_cfg.k} is larger than the {len(train_x)} training images "
-                          f"of {cfg.data.dataset}")
     started = time.time()
     projection = fit_projection(train_x, cluster_cfg.pca_dim, cluster_cfg.whiten,
                                 cluster_cfg.l2_normalize, cluster_cfg.seed)

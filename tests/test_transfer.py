@@ -104,6 +104,7 @@ def test_fkt_cluster_cli_writes_the_file_and_names_bad_values(teacher: Path,
         bad = run_tool(fkt_plugin.cli.cluster.main, *args, cwd=tmp_path)
         assert bad.returncode == 2 and "error: " in bad.stderr, (args, bad.stderr)
         assert message in bad.stderr and not (tmp_path / "x.npz").exists()
+        assert "teacher features" not in bad.stderr  # refused before the slow part
     help_text = run_tool(fkt_plugin.cli.cluster.main, "--help", cwd=tmp_path).stdout
     assert "run_dir=" in help_text and "assign_to" in help_text
 
