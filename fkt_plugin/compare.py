@@ -365,7 +365,7 @@ def run_sweep(sweep: Sweep, train_missing: bool = True,
         elif train_missing:
             pending.append((place, job))
     todo = len(pending)
-    started, done_work = time.time(), 0
+    started = time.time()
     waiting: set[Job] = set()
     announced: set[Job] = set()
     while pending:
@@ -374,10 +374,13 @@ def run_sweep(sweep: Sweep, train_missing: bool = True,
             if sweep.finished(job):
                 log(f"{place}: finished by another process, read back")
             else:
+                # Counted over the whole sweep, so that the estimate holds for the work of all
+                # its processes, not only this one's.
+                done = todo - sum(not sweep.finished(other) for _, other in pending)
                 elapsed = time.time() - started
-                eta = (f", about {elapsed / done_work * (todo - done_work) / 60:.0f} min left"
-                       if done_work else "")
-                start_line = (f"{place}: running ({done_work}/{todo} to do done, "
+                eta = (f", about {elapsed / done * (todo - done) / 60:.0f} min left"
+                       if done else "")
+                start_line = (f"{place}: running ({done}/{todo} to do done, "
                               f"{elapsed / 60:.0f} min so far{eta})")
                 try:
                     sweep.run(job, on_start=partial(_announce_once, log, start_line,
@@ -390,7 +393,6 @@ def run_sweep(sweep: Sweep, train_missing: bool = True,
                 if job in waiting:
                     log(f"{place}: done after waiting")
             pending.remove((place, job))
-            done_work += 1
             progressed = True
         if pending and not progressed:
             time.sleep(poll_seconds)

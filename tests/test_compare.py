@@ -342,6 +342,38 @@ def test_a_claim_is_exclusive_between_processes_and_freed_when_the_holder_dies(
         pass
 
 
+def test_the_progress_line_counts_the_jobs_other_processes_finished(
+        fmnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sweep = Sweep(OmegaConf.create(compare_cfg(fmnist_dir, tmp_path / "out")))
+    last = sweep.jobs[2]
+
+    def fake_train(cfg, *args, **kwargs):
+        run_dir = sweep.out / "runs" / cfg.name
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"weights")
+        (run_dir / "results.json").write_text(json.dumps({"test": {"acc1": 0.5}}))
+        # Meanwhile another process of the sweep finishes the last job.
+        sweep.eval_file(last).parent.mkdir(parents=True, exist_ok=True)
+        sweep.eval_file(last).write_text(json.dumps({"test": {"acc1": 0.25}}))
+
+    def fake_evaluate(settings):
+        tag = fkt_plugin.compare.fraction_tag(settings.label_fraction)
+        out = Path(settings.run_dir) / "eval" / f"{settings.protocols[0]}-{tag}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"test": {"acc1": 0.25}}))
+
+    monkeypatch.setattr(fkt_plugin.compare, "train", fake_train)
+    monkeypatch.setattr(fkt_plugin.compare, "evaluate_run", fake_evaluate)
+    lines: list[str] = []
+    run_sweep(sweep, log=lines.append)
+    running = [line for line in lines if ": running (" in line]
+    assert running[0].startswith("[1/3]") and "(0/3 to do done" in running[0]
+    # The second job starts after the first (this process) and the third (the other) finished.
+    assert running[1].startswith("[2/3]") and "(2/3 to do done" in running[1]
+    assert "min left" in running[1] and len(running) == 2
+    assert lines[-1].startswith("[3/3]") and "finished by another process" in lines[-1]
+
+
 def test_a_sweep_puts_off_work_another_process_holds_and_reads_it_back(
         fmnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sweep = Sweep(OmegaConf.create(compare_cfg(fmnist_dir, tmp_path / "out")))
