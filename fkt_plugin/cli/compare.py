@@ -21,7 +21,7 @@ fkt-compare: train and evaluate every arm of a comparison at every label fractio
 write the table.
 
 usage:
-  fkt-compare --config-path recipes/compare --config-name fashion_mnist [KEY=VALUE ...]
+  fkt-compare --config-path recipes/compare --config-name fashion_mnist_study [KEY=VALUE ...]
 
 A compare recipe declares:
   recipes     folder of the arms' training recipes (relative to the compare recipe)
@@ -40,6 +40,11 @@ A compare recipe declares:
   out         output folder (default compare_runs)
   paired      pairs of arm names [[a, b], ...]: mean of a − b over shared seeds with its 95%
               t-interval, in results.md and results.csv
+  val_labels  budget | extra | none for every run (data.val_labels: validation labels inside
+              the label fraction, on top of it, or no validation); null: each recipe's own
+  selection   best_val | last for every run (the epoch scored); null: each recipe's own
+  embedding   {fraction, seed, samples} of the t-SNE figure (null: the smallest fraction, the
+              first seed)
 
 Every run has its own directory under <out>/runs; finished runs are read back, so an interrupted
 sweep resumes where it stopped (also in another checkout that has only the runs' result files:
@@ -53,11 +58,14 @@ the output of processes 2..N goes to <out>/logs/process-<i>.log):
 Processes started by hand on the same recipe and machine cooperate the same way. Each job,
 shared pre-training and clustering is claimed by one process (a lock file under <out>/locks,
 freed when its process ends, also when it is killed); the others take other jobs, then wait for
-the claimed ones and read them back; one writes the report.
+the claimed ones and read them back; one writes the report. Each job's start line counts
+the jobs the whole sweep has finished since the process started and the time left at that pace.
 
-Writes <out>/results.csv, <out>/results.md (mean ± std per arm and fraction; bold only where
-n >= 3), accuracy_vs_fraction.png, training_curves.png and embedding.png (t-SNE of test features
-per arm).
+Writes <out>/results.csv, <out>/results.md (mean ± std per arm and fraction, bold only where
+n >= 3; the labels each run used; the paired differences and a plain reading of them),
+accuracy_vs_fraction.png, training_curves.png (validation accuracy against optimiser steps),
+pretraining_knn.png (each pre-training's kNN accuracy: still rising?) and embedding.png (t-SNE of
+test features per arm).
 """
 
 
