@@ -22,7 +22,9 @@ def fill_defaults(cfg: DictConfig, defaults: Mapping[str, Any], prefix: str = ""
     """Adds every key of ``defaults`` that ``cfg`` lacks, recursing into nested mappings.
 
     Raises:
-        ConfigError: ``cfg`` holds a scalar where ``defaults`` has a mapping.
+        ConfigError: ``cfg`` holds a scalar where ``defaults`` has a mapping, or something else
+            than true or false where the default is a switch (``whiten=flase`` would otherwise
+            be a true string).
     """
     with open_dict(cfg):
         for key, value in defaults.items():
@@ -32,6 +34,8 @@ def fill_defaults(cfg: DictConfig, defaults: Mapping[str, Any], prefix: str = ""
                 if not isinstance(cfg[key], DictConfig):
                     raise ConfigError(f"{prefix}{key} must be a mapping, got {cfg[key]!r}")
                 fill_defaults(cfg[key], value, prefix=f"{prefix}{key}.")
+            elif isinstance(value, bool) and not isinstance(cfg[key], bool):
+                raise ConfigError(f"{prefix}{key}={cfg[key]!r} must be true or false")
 
 
 def unknown_keys(cfg: DictConfig, defaults: Mapping[str, Any], prefix: str = "") -> list[str]:

@@ -173,18 +173,6 @@ def test_fkt_compare_reports_a_bad_recipe(tmp_path: Path) -> None:
     assert done.returncode == 2 and "error: seeds is empty" in done.stderr
 
 
-def test_the_help_explains_every_key_of_a_compare_recipe(tmp_path: Path) -> None:
-    from fkt_plugin.args.compare import COMPARE_DEFAULTS
-
-    done = run_tool(fkt_plugin.cli.compare.main, "--help", cwd=tmp_path)
-    assert done.returncode == 0
-    # A key is explained in the list of keys (a line that starts with it) or as key=value.
-    lines = done.stdout.splitlines()
-    undocumented = [key for key in COMPARE_DEFAULTS
-                    if not any(line.split()[:1] == [key] or f"{key}=" in line for line in lines)]
-    assert undocumented == []
-
-
 @pytest.mark.parametrize("name", ["fashion_mnist", "fashion_mnist_all_arms", "demo",
                                   "cifar10_study_gpu"])
 def test_the_shipped_compare_recipes_are_valid(name: str) -> None:

@@ -22,6 +22,8 @@ teacher:
   checkpoint=last.ckpt   checkpoint under run_dir/checkpoints, or a path
   recipe=r.yaml          instead of run_dir: the training recipe of a checkpoint trained
                          elsewhere (solo-learn, torchvision state dict), with checkpoint=<file>
+                         and recipe_overrides=[k=v,...]
+  batch_size=512         images per batch of the teacher's forward passes
 data:
   +data.dataset=cifar10 +data.train_path=...   cluster another dataset than the teacher's
   +assign_to.dataset=... +assign_to.train_path=... +assign_to.out=other.npz
@@ -29,6 +31,8 @@ data:
 k-means (faiss):
   k=<int>  pca_dim=null  whiten=false  l2_normalize=true (spherical k-means)
   restarts=3  iterations=20  seed=0  use_gpu=false (faiss-gpu)
+picture:
+  picture.clusters=10  picture.images_per_cluster=8
 
 Writes <out> (cluster ids of every training and test image, centroids, projection, settings,
 the teacher's identity), <out stem>-report.md/.json (cluster sizes, NMI, ARI and purity against

@@ -34,6 +34,8 @@ other keys:
   recipe=r.yaml          for a checkpoint from elsewhere (solo-learn, torchvision state dict):
                          the training recipe of its backbone and data; with checkpoint=<file>,
                          run_dir is then where the results go; recipe_overrides=[k=v,...]
+  plots.confusion_matrix=true plots.embedding=true plots.embedding_samples=2000
+                         the pictures (false: none; fewer samples: a faster t-SNE)
 
 Each protocol selects its model on the validation split and scores the test split once; results go
 to run_dir/eval/<protocol>-labels<fraction>.json with a confusion-matrix picture and a t-SNE plot

@@ -12,7 +12,9 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
+import fkt_plugin.cli.cluster
 import fkt_plugin.cli.compare
+import fkt_plugin.cli.eval
 import fkt_plugin.cli.train
 from fkt_plugin.errors import ConfigError
 from fkt_plugin.runner import run_dir_of, train
@@ -188,6 +190,43 @@ def test_the_readme_gsimclr_commands_compose_as_typed() -> None:
         assert done.returncode == 0, done.stderr
         assert f"name: {extra[-1].split('=')[1]}" in done.stdout
     assert "fkt-cluster run_dir=trained_models/dae-fmnist k=256 out=clusters/dae-k256.npz" in readme
+
+
+@pytest.mark.parametrize(("tool", "args", "message"), [
+    ("train", ["--config-path", "recipes/pretrain/fashion_mnist", "--config-name", "simclr",
+               "knn_eval.enabled=yes"], "knn_eval.enabled='yes' must be true or false"),
+    ("cluster", ["run_dir=trained_models/t", "k=4", "out=c.npz", "whiten=flase"],
+     "whiten='flase' must be true or false"),
+    ("compare", ["--config-path", "recipes/compare", "--config-name", "demo", "summary_only=1"],
+     "summary_only=1 must be true or false"),
+    ("eval", ["run_dir=trained_models/t", "plots.embedding=no"],
+     "plots.embedding='no' must be true or false"),
+])
+def test_a_switch_given_something_else_than_true_or_false_is_refused(
+        tool: str, args: list[str], message: str) -> None:
+    main = {"train": fkt_plugin.cli.train.main, "cluster": fkt_plugin.cli.cluster.main,
+            "compare": fkt_plugin.cli.compare.main, "eval": fkt_plugin.cli.eval.main}[tool]
+    done = run_tool(main, *args, cwd=REPO)
+    assert done.returncode == 2 and f"error: {message}" in done.stderr
+
+
+@pytest.mark.parametrize("tool", ["compare", "eval", "cluster"])
+def test_the_help_explains_every_key_the_tool_takes(tool: str, tmp_path: Path) -> None:
+    from fkt_plugin.args.cluster import CLUSTER_DEFAULTS
+    from fkt_plugin.args.compare import COMPARE_DEFAULTS
+    from fkt_plugin.args.evaluation import EVAL_DEFAULTS
+
+    main, keys = {"compare": (fkt_plugin.cli.compare.main, COMPARE_DEFAULTS),
+                  "eval": (fkt_plugin.cli.eval.main, EVAL_DEFAULTS),
+                  "cluster": (fkt_plugin.cli.cluster.main, CLUSTER_DEFAULTS)}[tool]
+    done = run_tool(main, "--help", cwd=tmp_path)
+    assert done.returncode == 0
+    # A key is explained where a line starts with it, or where the help writes key=... or
+    # key.sub... (a group's keys, e.g. linear.max_iter).
+    lines = done.stdout.splitlines()
+    undocumented = [key for key in keys if not any(
+        line.split()[:1] == [key] or f"{key}=" in line or f"{key}." in line for line in lines)]
+    assert undocumented == []
 
 
 @pytest.mark.parametrize("tool", ["train", "compare"])
