@@ -342,28 +342,34 @@ def test_a_claim_is_exclusive_between_processes_and_freed_when_the_holder_dies(
         pass
 
 
+def _finish_run(run_dir: Path) -> None:
+    """What a finished training run leaves: a checkpoint and its results."""
+    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"weights")
+    (run_dir / "results.json").write_text(json.dumps({"test": {"acc1": 0.5}}))
+
+
+def _fake_evaluate(settings) -> None:
+    """Stands in for evaluate_run: writes the protocol's result file where the sweep reads it."""
+    tag = fkt_plugin.compare.fraction_tag(settings.label_fraction)
+    out = Path(settings.run_dir) / "eval" / f"{settings.protocols[0]}-{tag}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"test": {"acc1": 0.25}}))
+
+
 def test_the_progress_line_counts_the_jobs_other_processes_finished(
         fmnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sweep = Sweep(OmegaConf.create(compare_cfg(fmnist_dir, tmp_path / "out")))
     last = sweep.jobs[2]
 
     def fake_train(cfg, *args, **kwargs):
-        run_dir = sweep.out / "runs" / cfg.name
-        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-        (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"weights")
-        (run_dir / "results.json").write_text(json.dumps({"test": {"acc1": 0.5}}))
+        _finish_run(sweep.out / "runs" / cfg.name)
         # Meanwhile another process of the sweep finishes the last job.
         sweep.eval_file(last).parent.mkdir(parents=True, exist_ok=True)
         sweep.eval_file(last).write_text(json.dumps({"test": {"acc1": 0.25}}))
 
-    def fake_evaluate(settings):
-        tag = fkt_plugin.compare.fraction_tag(settings.label_fraction)
-        out = Path(settings.run_dir) / "eval" / f"{settings.protocols[0]}-{tag}.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"test": {"acc1": 0.25}}))
-
     monkeypatch.setattr(fkt_plugin.compare, "train", fake_train)
-    monkeypatch.setattr(fkt_plugin.compare, "evaluate_run", fake_evaluate)
+    monkeypatch.setattr(fkt_plugin.compare, "evaluate_run", _fake_evaluate)
     lines: list[str] = []
     run_sweep(sweep, log=lines.append)
     running = [line for line in lines if ": running (" in line]
@@ -380,23 +386,12 @@ def test_a_sweep_puts_off_work_another_process_holds_and_reads_it_back(
     pretraining = sweep.run_dir(sweep.jobs[1])
     trained: list[str] = []
 
-    def finish_run(run_dir: Path) -> None:
-        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-        (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"weights")
-        (run_dir / "results.json").write_text(json.dumps({"test": {"acc1": 0.5}}))
-
     def fake_train(cfg, *args, **kwargs):
         trained.append(cfg.name)
-        finish_run(sweep.out / "runs" / cfg.name)
-
-    def fake_evaluate(settings):
-        tag = fkt_plugin.compare.fraction_tag(settings.label_fraction)
-        out = Path(settings.run_dir) / "eval" / f"{settings.protocols[0]}-{tag}.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"test": {"acc1": 0.25}}))
+        _finish_run(sweep.out / "runs" / cfg.name)
 
     monkeypatch.setattr(fkt_plugin.compare, "train", fake_train)
-    monkeypatch.setattr(fkt_plugin.compare, "evaluate_run", fake_evaluate)
+    monkeypatch.setattr(fkt_plugin.compare, "evaluate_run", _fake_evaluate)
     # "Another process" trains the shared pre-training; it finishes while this one waits.
     lock = sweep.out / "locks" / f"run-{pretraining.name}.lock"
     lock.parent.mkdir(parents=True)
@@ -404,7 +399,7 @@ def test_a_sweep_puts_off_work_another_process_holds_and_reads_it_back(
     fcntl.flock(other, fcntl.LOCK_EX)
 
     def other_finishes() -> None:
-        finish_run(pretraining)
+        _finish_run(pretraining)
         other.close()
 
     lines: list[str] = []
