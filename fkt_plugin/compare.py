@@ -42,6 +42,7 @@ from fkt_plugin.args.run import validate_run_cfg
 from fkt_plugin.checkpoints import checkpoint_path
 from fkt_plugin.config import epochs_for, mapping_copy
 from fkt_plugin.errors import CheckpointError, ConfigError, MissingPathError
+from fkt_plugin.evaluation.convergence import RISE_MARGIN
 from fkt_plugin.evaluation.plots import (
     plot_accuracy_vs_fraction,
     plot_embeddings,
@@ -406,7 +407,10 @@ def run_sweep(sweep: Sweep, train_missing: bool = True,
                      **results["test"], "run": str(sweep.run_dir(job).name),
                      "source": sweep.eval_file(job).name,
                      **{f"labels_{k}": labels[k] for k in ("train", "val", "total")
-                        if k in labels}})
+                        if k in labels},
+                     # Trained runs only (a frozen-feature probe has no validation curve).
+                     **({"val_still_rising": results["val_still_rising"] is not None}
+                        if "val_still_rising" in results else {})})
     return rows
 
 
@@ -460,14 +464,22 @@ def paired_rows(rows: list[dict[str, Any]], pairs: list[tuple[str, str]],
     return out
 
 
+def _fraction_table(names: list[str], fractions: list[float], cell: Callable[[str, float], str],
+                    corner: str = "arm") -> str:
+    """A markdown table of one text per name (rows: arms or pairs) and label fraction."""
+    lines = [f"| {corner} | " + " | ".join(f"{100 * f:g}% labels" for f in fractions) + " |",
+             "|---" * (len(fractions) + 1) + "|"]
+    lines += [f"| {name} | " + " | ".join(cell(name, f) for f in fractions) + " |"
+              for name in names]
+    return "\n".join(lines)
+
+
 def paired_table(differences: list[dict[str, Any]], fractions: list[float]) -> str:
     """``a − b: +x.xx [lo, hi] (n)`` per pair (rows) and label fraction (columns)."""
-    lines = ["| a − b | " + " | ".join(f"{100 * f:g}% labels" for f in fractions) + " |",
-             "|---" * (len(fractions) + 1) + "|"]
-    for pair in dict.fromkeys(d["arm"] for d in differences):
-        cells = {d["label_fraction"]: d["text"] for d in differences if d["arm"] == pair}
-        lines.append(f"| {pair} | " + " | ".join(cells.get(f, "-") for f in fractions) + " |")
-    return "\n".join(lines)
+    texts = {(d["arm"], d["label_fraction"]): d["text"] for d in differences}
+    pairs = list(dict.fromkeys(d["arm"] for d in differences))
+    return _fraction_table(pairs, fractions, lambda pair, f: texts.get((pair, f), "-"),
+                           corner="a − b")
 
 
 def markdown_table(summary: dict[str, dict[float, tuple[float, float, int]]],
@@ -476,35 +488,36 @@ def markdown_table(summary: dict[str, dict[float, tuple[float, float, int]]],
     its cell holds at least :data:`BOLD_MIN_SEEDS` runs (fewer support no ranking)."""
     best = {f: max((cells[f][0] for cells in summary.values() if f in cells), default=None)
             for f in fractions}
-    lines = ["| arm | " + " | ".join(f"{100 * f:g}% labels" for f in fractions) + " |",
-             "|---" * (len(fractions) + 1) + "|"]
-    for arm, cells in summary.items():
-        out = []
-        for f in fractions:
-            if f not in cells:
-                out.append("-")
-                continue
-            mean, std, n = cells[f]
-            text = f"{mean:.2f} ± {std:.2f} (n={n})" if n > 1 else f"{mean:.2f} (n=1)"
-            out.append(f"**{text}**" if mean == best[f] and n >= BOLD_MIN_SEEDS else text)
-        lines.append(f"| {arm} | " + " | ".join(out) + " |")
-    return "\n".join(lines)
+
+    def cell(arm: str, f: float) -> str:
+        if f not in summary[arm]:
+            return "-"
+        mean, std, n = summary[arm][f]
+        text = f"{mean:.2f} ± {std:.2f} (n={n})" if n > 1 else f"{mean:.2f} (n=1)"
+        return f"**{text}**" if mean == best[f] and n >= BOLD_MIN_SEEDS else text
+    return _fraction_table(list(summary), fractions, cell)
 
 
 def labels_table(rows: list[dict[str, Any]], arms: list[str], fractions: list[float]) -> str:
     """``train + val = total`` labels per arm and fraction (every seed draws the same counts;
     a cell whose seeds differ shows each), so that the columns' label budgets can be read."""
-    lines = ["| arm | " + " | ".join(f"{100 * f:g}% labels" for f in fractions) + " |",
-             "|---" * (len(fractions) + 1) + "|"]
-    for arm in arms:
-        cells = []
-        for f in fractions:
-            counts = dict.fromkeys(
-                f"{r['labels_train']} + {r['labels_val']} = {r['labels_total']}" for r in rows
-                if r["arm"] == arm and r["label_fraction"] == f and "labels_total" in r)
-            cells.append(" / ".join(counts) or "-")
-        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    def cell(arm: str, f: float) -> str:
+        counts = dict.fromkeys(
+            f"{r['labels_train']} + {r['labels_val']} = {r['labels_total']}" for r in rows
+            if r["arm"] == arm and r["label_fraction"] == f and "labels_total" in r)
+        return " / ".join(counts) or "-"
+    return _fraction_table(arms, fractions, cell)
+
+
+def still_rising_table(rows: list[dict[str, Any]], arms: list[str],
+                       fractions: list[float]) -> str:
+    """``rising of trained`` runs per arm and fraction (``-`` where the cell's scores come from
+    frozen-feature probes, which have no validation curve)."""
+    def cell(arm: str, f: float) -> str:
+        flags = [bool(r["val_still_rising"]) for r in rows
+                 if r["arm"] == arm and r["label_fraction"] == f and "val_still_rising" in r]
+        return f"{sum(flags)} of {len(flags)}" if flags else "-"
+    return _fraction_table(arms, fractions, cell)
 
 
 def write_report(sweep: Sweep, rows: list[dict[str, Any]], command: str = "",
@@ -535,6 +548,12 @@ def write_report(sweep: Sweep, rows: list[dict[str, Any]], command: str = "",
     if any("labels_total" in row for row in rows):
         parts.append("### Labels used per run (training + validation = total)\n\n"
                      + labels_table(rows, arms, fractions))
+    if any("val_still_rising" in row for row in rows):
+        parts.append("### Runs that ended with their validation accuracy still rising\n\n"
+                     "Runs whose last validation was their best and at least "
+                     f"{100 * RISE_MARGIN:g} point above the one at three quarters of their "
+                     "steps, of the trained runs per cell: their schedule was short for them.\n\n"
+                     + still_rising_table(rows, arms, fractions))
     pairs = [(str(a), str(b)) for a, b in cfg.paired]
     if pairs:
         differences = paired_rows(rows, pairs, fractions, "acc1")

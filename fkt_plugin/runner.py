@@ -7,7 +7,8 @@ Layout of a run directory ``<checkpoint.dir>/<name>/``::
                          with selection=best_val)
     metrics.csv          Lightning's CSV log
     results.json         final validation and test metrics of the selected model, the labels
-                         used (train, validation, total) and the optimiser steps
+                         used (train, validation, total), the optimiser steps, and whether the
+                         validation accuracy was still rising when training ended
     confusion_matrix.png test confusion matrix of the selected model
     eval/                frozen-feature evaluations (:mod:`fkt_plugin.evaluation.protocols`)
 """
@@ -35,7 +36,8 @@ from fkt_plugin.data import LOADER_KEYS, FKTDataModule, ImageDataset, load_datas
 from fkt_plugin.data.splits import class_weights
 from fkt_plugin.errors import ConfigError, MissingDependencyError
 from fkt_plugin.evaluation.callbacks import GuidedBatchLog, TestMetrics
-from fkt_plugin.evaluation.plots import plot_confusion_matrix
+from fkt_plugin.evaluation.convergence import still_rising
+from fkt_plugin.evaluation.plots import plot_confusion_matrix, read_training_metric
 from fkt_plugin.methods import METHODS, BaseMethod
 from fkt_plugin.tables import read_rows, write_rows
 
@@ -245,6 +247,15 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
     if is_rank_zero and earlier_csv.exists() and metrics_csv.exists():
         _append_csv(earlier_csv, metrics_csv)
         earlier_csv.replace(metrics_csv)
+    rising = (still_rising(read_training_metric(metrics_csv, "val_acc1"))
+              if is_rank_zero and has_val else None)
+    if rising is not None:
+        print(f"{cfg.name}: validation accuracy was still rising when training ended "
+              f"({rising['earlier_val_acc1']:.3f} at step {rising['earlier_step']}, "
+              f"{rising['val_acc1']:.3f} at the last step, {rising['step']}, its best): the "
+              "schedule may be too short for this run; more epochs (max_epochs=, or "
+              "finetune.max_epochs= for fkt-eval's fine-tuning) may give a better model",
+              flush=True)
     # best_val reloads the best checkpoint; last scores the weights training ended with.
     selected = "best" if cfg.checkpoint.enabled and cfg.selection == "best_val" else None
     val = (trainer.validate(model, datamodule=datamodule, ckpt_path=selected, verbose=False)[0]
@@ -265,6 +276,9 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
         "device": device_description(model.device, trainer.num_devices * trainer.num_nodes),
         "precision": str(cfg.precision),
         "selected_checkpoint": str(ckpt_dir / "best.ckpt") if selected else None,
+        # Set where the run ended with its validation accuracy still rising (its best at
+        # the last validation): a schedule too short for it.
+        "val_still_rising": rising,
         "val": ({k.removeprefix("val_"): float(v) for k, v in val.items()}
                 if val is not None else None),
         "test": test_metrics.metrics,

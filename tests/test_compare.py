@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -117,6 +118,12 @@ def test_a_sweep_resumes_without_rerunning_finished_runs(fmnist_dir: Path, tmp_p
     report = write_report(sweep, rows, plots=True)
     assert trained == []
     assert "| simclr → linear | " in report and "(n=1)" in report
+    # The trained runs (supervised, the fine-tuning) say whether they ended still rising; the
+    # linear probe has no validation curve, so its cell is empty.
+    assert ["val_still_rising" in row for row in rows] == [True, False, True]
+    rising = report.split("### Runs that ended with their validation accuracy still rising")[1]
+    assert "| simclr → linear | - |" in rising
+    assert re.search(r"\| supervised \| [01] of 1 \|", rising)
     lines_csv = (tmp_path / "out" / "results.csv").read_text().splitlines()
     assert len(lines_csv) == 4 and lines_csv[0].startswith("arm,label_fraction,seed,acc1")
     for picture in ("accuracy_vs_fraction.png", "training_curves.png", "embedding.png"):
@@ -301,6 +308,8 @@ def test_the_report_pairs_arms_by_seed_and_bolds_only_cells_of_three_seeds(
                 ("simclr → linear", 2): 0.76}
     rows = [{"arm": arm, "label_fraction": 0.2, "seed": seed, "acc1": value, "f1_macro": value}
             for (arm, seed), value in accuracy.items()]
+    for row in rows[:3]:  # the trained arm's runs: two of its three seeds ended still rising
+        row["val_still_rising"] = row["seed"] != 1
     # At 100% labels one seed each: no interval, and no bold.
     rows += [{"arm": arm, "label_fraction": 1.0, "seed": 0, "acc1": 0.9 + i / 100,
               "f1_macro": 0.9} for i, arm in enumerate(["supervised", "simclr → linear"])]
@@ -312,6 +321,7 @@ def test_the_report_pairs_arms_by_seed_and_bolds_only_cells_of_three_seeds(
     assert f"| simclr → linear − supervised | {mean:+.2f} [{low:+.2f}, {high:+.2f}] (n=3) | " \
            "+1.00 (n=1, no interval) |" in report
     assert "**74.33 ± 1.53 (n=3)**" in report and "**91.00 (n=1)**" not in report
+    assert "| supervised | 2 of 3 | - |\n| simclr → linear | - | - |" in report
     csv = (tmp_path / "out" / "results.csv").read_text()
     assert "simclr → linear − supervised" in csv and "ci95_low" in csv.splitlines()[0]
     with pytest.raises(ConfigError, match=r"paired\[0\]=\['supervised', 'dino'\] must be two"):

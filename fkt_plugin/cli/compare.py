@@ -62,7 +62,8 @@ the claimed ones and read them back; one writes the report. Each job's start lin
 the jobs the whole sweep has finished since the process started and the time left at that pace.
 
 Writes <out>/results.csv, <out>/results.md (mean ± std per arm and fraction, bold only where
-n >= 3; the labels each run used; the paired differences and a plain reading of them),
+n >= 3; the labels each run used; how many trained runs ended with their validation accuracy
+still rising; the paired differences and a plain reading of them),
 accuracy_vs_fraction.png, training_curves.png (validation accuracy against optimiser steps),
 pretraining_knn.png (each pre-training's kNN accuracy: still rising?) and embedding.png (t-SNE of
 test features per arm).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fkt_plugin.evaluation.convergence import still_rising
 from fkt_plugin.evaluation.plots import plot_training_curves, read_training_metric
 
 
@@ -11,9 +12,11 @@ def test_curves_are_per_step_and_skip_the_rescoring_rows(make_cfg, tmp_path: Pat
     from fkt_plugin.runner import train
 
     cfg = make_cfg("supervised", "max_epochs=2", "name=curve")
-    train(cfg)
+    results = train(cfg)
     metrics = tmp_path / "curve" / "metrics.csv"
     points = read_training_metric(metrics, "val_acc1")
+    # results.json says whether the run ended still rising, judged on this same curve.
+    assert results["val_still_rising"] == still_rising(points)
     # 1,400 images: 1,260 after validation; batches of 64, last dropped: 19 steps an epoch.
     assert [step for step, _ in points] == [19, 38]
     # The CSV holds one more val_acc1 row: the validation of the selected model after training.
