@@ -248,7 +248,7 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
         _append_csv(earlier_csv, metrics_csv)
         earlier_csv.replace(metrics_csv)
     rising = (still_rising(read_training_metric(metrics_csv, "val_acc1"))
-              if is_rank_zero and has_val else None)
+              if is_rank_zero and has_val and metrics_csv.exists() else None)
     if rising is not None:
         print(f"{cfg.name}: validation accuracy was still rising when training ended "
               f"({rising['earlier_val_acc1']:.3f} at step {rising['earlier_step']}, "
