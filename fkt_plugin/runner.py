@@ -273,7 +273,10 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
         "resumed_from": resume, "initialised_from": initialised_from,
         "fit_seconds": round(time.time() - started, 1),
         # Which hardware and precision gave the numbers and the seconds (studies may mix them).
-        "device": device_description(model.device, trainer.num_devices * trainer.num_nodes),
+        # The strategy's device, not the model's: Lightning moves the model back to the CPU
+        # when fitting and testing end.
+        "device": device_description(trainer.strategy.root_device,
+                                     trainer.num_devices * trainer.num_nodes),
         "precision": str(cfg.precision),
         "selected_checkpoint": str(ckpt_dir / "best.ckpt") if selected else None,
         # Set where the run ended with its validation accuracy still rising (its best at
