@@ -15,7 +15,6 @@ Layout of a run directory ``<checkpoint.dir>/<name>/``::
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from collections.abc import Sequence
@@ -38,6 +37,7 @@ from fkt_plugin.errors import ConfigError, MissingDependencyError
 from fkt_plugin.evaluation.callbacks import GuidedBatchLog, TestMetrics
 from fkt_plugin.evaluation.convergence import still_rising
 from fkt_plugin.evaluation.plots import plot_confusion_matrix, read_training_metric
+from fkt_plugin.evaluation.result_json import result_json
 from fkt_plugin.methods import METHODS, BaseMethod
 from fkt_plugin.tables import read_rows, write_rows
 
@@ -300,5 +300,5 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
     if is_rank_zero:  # under DDP every process has the same results; one writes them
         plot_confusion_matrix(test_metrics.confusion, dataset.class_names,
                               run_dir / "confusion_matrix.png", title=f"{cfg.name} (test)")
-        (run_dir / "results.json").write_text(json.dumps(results, indent=2))
+        (run_dir / "results.json").write_text(result_json(results))
     return results

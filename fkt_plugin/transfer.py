@@ -40,6 +40,7 @@ from fkt_plugin.data import pseudo_labels as pseudo_label_files
 from fkt_plugin.errors import CheckpointError, ConfigError
 from fkt_plugin.evaluation.features import extract_features
 from fkt_plugin.evaluation.plots import plot_image_grid
+from fkt_plugin.evaluation.result_json import result_json
 from fkt_plugin.recipes import compose_recipe
 
 
@@ -144,7 +145,7 @@ def cluster(cluster_cfg: DictConfig) -> dict[str, Any]:
     report["picture"] = str(_cluster_picture(dataset, fitted.labels, cluster_cfg,
                                              Path(f"{stem}-clusters.png")))
     Path(f"{stem}-report.md").write_text(report_markdown(report))
-    Path(f"{stem}-report.json").write_text(json.dumps(report, indent=2))
+    Path(f"{stem}-report.json").write_text(result_json(report))
     return report
 
 

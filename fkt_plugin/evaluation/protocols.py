@@ -14,7 +14,6 @@ from the checkpoint) with its own checkpoints and ``results.json``.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from fkt_plugin.evaluation.linear_probe import fit_linear_probe
 from fkt_plugin.evaluation.metrics import classification_metrics, confusion, topk_accuracy
 from fkt_plugin.evaluation.mlp_probe import fit_mlp_probe
 from fkt_plugin.evaluation.plots import plot_confusion_matrix, plot_embeddings
+from fkt_plugin.evaluation.result_json import result_json
 from fkt_plugin.recipes import compose_recipe
 from fkt_plugin.runner import claim_run_dir, prepare, train
 
@@ -241,7 +241,7 @@ def evaluate_run(eval_cfg: DictConfig) -> dict[str, dict[str, Any]]:
                                "finetune_run": tuned["name"], **tuned}
     out_dir.mkdir(parents=True, exist_ok=True)
     for protocol, content in results.items():
-        (out_dir / f"{protocol}-{tag}.json").write_text(json.dumps(content, indent=2))
+        (out_dir / f"{protocol}-{tag}.json").write_text(result_json(content))
     return results
 
 

@@ -31,7 +31,10 @@ def test_fkt_train_end_to_end(fmnist_dir: Path, tmp_path: Path) -> None:
                           cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     run_dir = tmp_path / "runs" / "e2e"
-    results = json.loads((run_dir / "results.json").read_text())
+    text = (run_dir / "results.json").read_text()
+    results = json.loads(text)
+    # One line per class of the confusion matrix (a 1,000-class matrix stays a few MB).
+    assert all(json.dumps(row) in text for row in results["test_confusion_matrix"])
     assert results["method"] == "fkt_joint" and results["label_fraction"] == 0.2
     # The budget: 20% of the 1,400 images labelled (per class, rounded), validation inside it.
     assert results["labels"]["total"] == pytest.approx(0.2 * 1400, abs=10)
