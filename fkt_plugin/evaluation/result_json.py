@@ -11,7 +11,7 @@ from typing import Any
 INDENT = "  "
 
 
-def result_json(content: Any, level: int = 0) -> str:
+def result_json(content: Any) -> str:
     """``content`` as JSON text: dicts and lists of containers indented by two spaces per level,
     lists of numbers, strings, booleans or nulls written on one line. ``json.loads`` of the
     text equals ``content`` (with tuples as lists and dict keys as strings, as in ``json``).
@@ -19,14 +19,18 @@ def result_json(content: Any, level: int = 0) -> str:
     Raises:
         TypeError: A value JSON cannot hold (as ``json.dumps`` raises).
     """
+    return _dump(content, 0)
+
+
+def _dump(content: Any, level: int) -> str:
     inner = INDENT * (level + 1)
     if isinstance(content, dict) and content:
-        items = (f"{inner}{json.dumps(_key(key))}: {result_json(value, level + 1)}"
+        items = (f"{inner}{json.dumps(_key(key))}: {_dump(value, level + 1)}"
                  for key, value in content.items())
         return "{\n" + ",\n".join(items) + "\n" + INDENT * level + "}"
     if isinstance(content, (list, tuple)) and any(
             isinstance(value, (dict, list, tuple)) for value in content):
-        items = (inner + result_json(value, level + 1) for value in content)
+        items = (inner + _dump(value, level + 1) for value in content)
         return "[\n" + ",\n".join(items) + "\n" + INDENT * level + "]"
     return json.dumps(content)
 
