@@ -52,9 +52,10 @@ RUN_DEFAULTS: dict[str, Any] = {
         "val_fraction": 0.1,
         "split_seed": 0,
         "num_workers": 0,
-        # kornia: views made on the training device from uint8 batches; torchvision: per image
-        # in the loader workers (solo-learn's way), for comparison on the same recipe.
-        "augmentation_backend": "kornia",
+        # fused: views made on the training device from uint8 batches by the view engine;
+        # kornia: by kornia's containers; torchvision: per image in the loader workers
+        # (solo-learn's way); the last two for comparison on the same recipe.
+        "augmentation_backend": "fused",
         # null: pin host memory when CUDA is available.
         "pin_memory": None,
         "persistent_workers": True,

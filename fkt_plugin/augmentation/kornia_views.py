@@ -1,8 +1,9 @@
-"""The kornia backend: views of a whole uint8 batch made on the device it lives on.
+"""The kornia backend: views made by kornia's augmentation containers on the batch's device.
 
-Images arrive as uint8 and leave as normalised float (normalisation last), so the data loader
-runs no per-image Python code. Random parameters are drawn per image from torch's global
-generator: a seed fixes the views.
+Kept for comparison with the view engine (``data.augmentation_backend=kornia``): kornia draws
+its parameters on the host and crops image by image, so this path dispatches thousands of ops
+per batch and synchronises with the device (docs/results/performance/). Colour jitter is the
+engine's (torchvision's formulas, per-image order); the committed studies ran this backend.
 """
 
 from __future__ import annotations
@@ -14,23 +15,35 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from fkt_plugin.augmentation.colour_jitter import BatchColorJitter
+from fkt_plugin.augmentation.colour import HUE_FROM_MAX, HUE_TO_CHANNEL, LUMA, colour_jitter
+from fkt_plugin.augmentation.engine import Normalize
 from fkt_plugin.augmentation.schema import blur_kernel_size, count_views
 
 
-class Normalize(nn.Module):
-    """``(x - mean) / std`` per channel on ``(B, C, H, W)`` floats in [0, 1]."""
+class ColourJitter(nn.Module):
+    """torchvision's ``RandomApply([ColorJitter(...)], p)`` as a module on ``(B, C, H, W)``
+    floats: the engine's :func:`~fkt_plugin.augmentation.colour.colour_jitter` with its own
+    per-image draws."""
 
-    mean: torch.Tensor
-    std: torch.Tensor
-
-    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+    def __init__(self, brightness: float = 0.0, contrast: float = 0.0, saturation: float = 0.0,
+                 hue: float = 0.0, p: float = 1.0) -> None:
         super().__init__()
-        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+        low = [max(0.0, 1 - brightness), max(0.0, 1 - contrast), max(0.0, 1 - saturation),
+               -6 * hue]
+        high = [1 + brightness, 1 + contrast, 1 + saturation, 6 * hue]
+        self.register_buffer("low", torch.tensor(low).view(4, 1, 1), False)
+        self.register_buffer("span", torch.tensor(high).view(4, 1, 1) - self.low, False)
+        self.register_buffer("luma", torch.tensor(LUMA).view(3, 1, 1), False)
+        self.register_buffer("offsets", torch.tensor([HUE_FROM_MAX, HUE_TO_CHANNEL])
+                             .view(2, 3, 1, 1), False)
+        self.hue = hue > 0
+        self.p = p
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
+        factors, keys, apply = torch.rand(x.shape[0], 9, 1, 1, device=x.device).split([4, 4, 1],
+                                                                                        1)
+        return colour_jitter(x, self.low + self.span * factors, keys, apply < self.p, self.luma,
+                             self.offsets if self.hue else None)
 
 
 def build_view_transform(pipe: DictConfig, num_channels: int) -> nn.Sequential:
@@ -56,8 +69,8 @@ def build_view_transform(pipe: DictConfig, num_channels: int) -> nn.Sequential:
     if jitter.prob > 0:
         # torchvision's formulas (not kornia's ColorJiggle, whose brightness is additive), with
         # a closed-form hue shift; grey images skip saturation and hue.
-        ops.append(BatchColorJitter(jitter.brightness, jitter.contrast, jitter.saturation,
-                                    jitter.hue, p=jitter.prob))
+        ops.append(ColourJitter(jitter.brightness, jitter.contrast, jitter.saturation,
+                                jitter.hue, p=jitter.prob))
     if pipe.grayscale.prob > 0 and num_channels == 3:
         ops.append(K.RandomGrayscale(p=pipe.grayscale.prob))
     if pipe.gaussian_blur.prob > 0:
@@ -73,7 +86,7 @@ def build_view_transform(pipe: DictConfig, num_channels: int) -> nn.Sequential:
     return nn.Sequential(*ops)
 
 
-class DeviceAugmentation(nn.Module):
+class KorniaAugmentation(nn.Module):
     """Turns a uint8 batch into the list of normalised views that a method trains on.
 
     Args:
@@ -115,25 +128,3 @@ class DeviceAugmentation(nn.Module):
             return self._views(images)
         chunks = [self._views(part) for part in images.split(per_chunk)]
         return [torch.cat(parts) for parts in zip(*chunks, strict=True)]
-
-
-class EvalTransform(nn.Module):
-    """Evaluation input: resize to the training crop size (when it differs), then normalise.
-
-    Shapes:
-        input: ``(B, C, H, W)`` uint8.
-        output: ``(B, C, size, size)`` float32.
-    """
-
-    def __init__(self, size: int, mean: Sequence[float], std: Sequence[float]) -> None:
-        super().__init__()
-        self.size = size
-        self.resize = K.Resize((size, size), align_corners=False, antialias=True)
-        self.normalize = Normalize(mean, std)
-
-    @torch.no_grad()
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.float().div_(255)
-        if x.shape[-2:] != (self.size, self.size):
-            x = self.resize(x)
-        return self.normalize(x)

@@ -2,7 +2,8 @@
 
 A recipe's ``augmentations`` is a list of pipelines; each makes ``num_crops`` views of every image,
 and the views of all pipelines come out in order (solo-learn's convention). Both backends
-(:mod:`~fkt_plugin.augmentation.kornia_views` on the device,
+(:mod:`~fkt_plugin.augmentation.engine` and :mod:`~fkt_plugin.augmentation.kornia_views` on the
+device,
 :mod:`~fkt_plugin.augmentation.torchvision_views` per image in loader workers) build from the
 parsed pipelines, so one recipe runs on either.
 """
@@ -17,8 +18,10 @@ from omegaconf import DictConfig, ListConfig
 from fkt_plugin.config import fill_defaults, mapping_copy, require_in_range, unknown_keys
 from fkt_plugin.errors import ConfigError
 
-# kornia: batches on the training device; torchvision: per image in DataLoader workers.
-BACKENDS = ("kornia", "torchvision")
+# fused: the view engine, batches on the training device with no host-device synchronisation;
+# kornia: kornia's augmentation containers on the device (for comparison; the committed studies
+# ran it); torchvision: per image in DataLoader workers (solo-learn's and lightly's way).
+BACKENDS = ("fused", "kornia", "torchvision")
 
 PIPELINE_DEFAULTS: dict[str, Any] = {
     "rrc": {"enabled": True, "crop_min_scale": 0.08, "crop_max_scale": 1.0},

@@ -27,7 +27,8 @@ Overrides use hydra's syntax, for example:
   name=my-run checkpoint.dir=trained_models
   +data.pseudo_labels=clusters.npz   train on fkt-cluster's cluster ids (k classes)
   data.augmentation_backend=torchvision data.num_workers=8
-                            views per image in loader workers instead of kornia on the device
+                            views per image in loader workers instead of the view engine on
+                            the device (data.augmentation_backend=kornia: kornia's containers)
   precision=bf16-mixed performance.compile=true
   devices=4 strategy=ddp sync_batchnorm=true   several GPUs (README: multi-GPU, SLURM)
 

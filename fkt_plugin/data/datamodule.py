@@ -2,8 +2,8 @@
 
 Validation, training pool and labelled subset are index views of the dataset's splits
 (:class:`ImageSplit`), so a memory-mapped dataset is read batch by batch, never copied whole.
-With the kornia backend a training batch is one fancy-indexing of the uint8 tensor and its views
-are made on the device after the transfer; with the torchvision backend loader workers make each
+With the device backends (``fused``, ``kornia``) a training batch is one fancy-indexing of the
+uint8 tensor and its views are made on the device after the transfer; with the torchvision backend loader workers make each
 image's views on the CPU, as solo-learn and lightly do.
 """
 
@@ -16,9 +16,15 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
+from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
 
-from fkt_plugin.augmentation import DeviceAugmentation, EvalTransform, PerImageViews
+from fkt_plugin.augmentation import (
+    DeviceAugmentation,
+    EvalTransform,
+    KorniaAugmentation,
+    PerImageViews,
+)
 from fkt_plugin.augmentation.schema import BACKENDS, parse_pipelines
 from fkt_plugin.config import require_choice
 from fkt_plugin.data.dataset import ImageDataset, ImageSplit
@@ -100,10 +106,11 @@ class FKTDataModule(pl.LightningDataModule):
             different seeds compare on the same labelled images.
         labelled_only: Train on the labelled images only (methods with no unsupervised term).
         num_workers: Loader worker processes (0 is fastest for in-memory tensors with the
-            kornia backend; the torchvision backend needs several).
+            device backends; the torchvision backend needs several).
         labelled_share: If set, every training batch takes this share of its images from the
             labelled ones (:class:`TrainBatchSampler`); None: uniform batches.
-        backend: Where views are made: ``kornia`` (on the device) or ``torchvision``.
+        backend: Where views are made: ``fused`` (the view engine, on the device), ``kornia``
+            (kornia's containers, on the device) or ``torchvision`` (per image, in workers).
         seed: Seed of the training batches' shuffle (the epoch is added to it).
         pin_memory: Page-locked host batches for faster copies; None: when CUDA is available.
         persistent_workers: Keep loader workers alive between epochs.
@@ -122,7 +129,7 @@ class FKTDataModule(pl.LightningDataModule):
     def __init__(self, dataset: ImageDataset, pipelines: Sequence[DictConfig], batch_size: int,
                  label_fraction: float = 1.0, val_fraction: float = 0.1, split_seed: int = 0,
                  labelled_only: bool = False, num_workers: int = 0,
-                 labelled_share: float | None = None, backend: str = "kornia", seed: int = 0,
+                 labelled_share: float | None = None, backend: str = "fused", seed: int = 0,
                  pin_memory: bool | None = None, persistent_workers: bool = True,
                  clusters: torch.Tensor | None = None, val_labels: str = "budget") -> None:
         super().__init__()
@@ -140,7 +147,8 @@ class FKTDataModule(pl.LightningDataModule):
         self.seed = seed
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self.persistent_workers = persistent_workers and num_workers > 0
-        self.augment = DeviceAugmentation(pipelines, dataset.mean, dataset.std)
+        self.augment: nn.Module = (KorniaAugmentation if backend == "kornia" else
+                                   DeviceAugmentation)(pipelines, dataset.mean, dataset.std)
         self.per_image_views = PerImageViews(pipelines, dataset.mean, dataset.std)
         self.eval_transform = EvalTransform(int(pipelines[0].crop_size), dataset.mean,
                                             dataset.std)

@@ -85,11 +85,11 @@ def test_cpu_chunks_keep_the_images_in_order() -> None:
     plain = parse_pipelines([{"rrc": {"enabled": False}, "crop_size": 32},
                              {"rrc": {"enabled": False}, "crop_size": 16}])
     whole = DeviceAugmentation(plain, [0.5] * 3, [0.25] * 3)(images)
-    chunked = DeviceAugmentation(plain, [0.5] * 3, [0.25] * 3, cpu_chunk_pixels=3 * 32 * 32)(
-        images)  # chunks of 3 images, the last one of 1
+    chunked = DeviceAugmentation(plain, [0.5] * 3, [0.25] * 3, cpu_chunk_pixels=3 * 32 * 32 * 2)(
+        images)  # chunks of 3 images (per view), the last one of 1
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(whole, chunked, strict=True))
     strong = DeviceAugmentation(parse_pipelines([STRONG]), [0.5] * 3, [0.25] * 3,
-                                cpu_chunk_pixels=3 * 32 * 32)
+                                cpu_chunk_pixels=3 * 24 * 24 * 2)
     torch.manual_seed(3)
     first = strong(images)
     torch.manual_seed(3)

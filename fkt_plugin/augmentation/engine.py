@@ -1,0 +1,246 @@
+"""The view engine: every view of a uint8 batch made on the batch's device by a fixed, small
+number of batched kernels, with no host-device synchronisation.
+
+Design, for someone adding an augmentation:
+
+- **One draw.** Each group of views (the views of one crop size, across pipelines) draws all
+  its random numbers in two ``torch.rand`` calls on the batch's device, from torch's global
+  generator (a seed fixes the views): one for the crop geometry, one for the per-image
+  parameters of the colour and filter steps.
+- **One warp.** Crop, resize and flip of every view are two batched matrix products
+  (:mod:`~fkt_plugin.augmentation.geometry`).
+- **Blends, not subsets.** "With probability p" is ``torch.where`` over the whole batch; a
+  pipeline's probabilities and strengths are per-view tensors, so views of different pipelines
+  but one crop size (BYOL's asymmetric pair, fkt_joint's weak third view) run as one batch.
+- **No sync.** Nothing reads a device value on the host: no ``.item()``, ``nonzero``, boolean
+  indexing or Python loop over images.
+
+A new step is a function of ``(V, B, C, H, W)`` images and ``(V, B, k, 1, 1)`` parameters,
+its probabilities and strengths registered as per-view buffers in :class:`ViewGroup`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from omegaconf import DictConfig
+from torch import nn
+from torch.nn import functional as F
+from torchvision.transforms.v2 import functional as TF
+
+from fkt_plugin.augmentation.blur import gaussian_blur
+from fkt_plugin.augmentation.colour import (
+    HUE_FROM_MAX,
+    HUE_TO_CHANNEL,
+    LUMA,
+    colour_jitter,
+    grayscale,
+    solarize,
+)
+from fkt_plugin.augmentation.geometry import (
+    DRAWS,
+    TRIES,
+    crop_boxes,
+    resample,
+    resampling_weights,
+)
+from fkt_plugin.augmentation.schema import blur_kernel_size, count_views, view_pipelines
+
+# The colour and filter steps in the order they run, each with its probability's key; a group
+# runs only the steps some view of it uses. Each image draws one uniform per step (whether it
+# runs), plus the parameters of EXTRA_DRAWS.
+STEPS = {"jitter": "color_jitter", "grayscale": "grayscale", "blur": "gaussian_blur",
+         "solarize": "solarization", "equalize": "equalization"}
+# Jitter: four factors and four sort keys of its steps' order; blur: sigma.
+EXTRA_DRAWS = {"jitter": 8, "blur": 1}
+
+
+def _per_view(values: Sequence[Sequence[float]], dims: int = 5) -> torch.Tensor:
+    """``(V, 1, k, 1, ...)`` float tensor of per-view values, ``dims`` dimensions in all."""
+    table = torch.tensor(values, dtype=torch.float32)
+    return table.view(len(values), 1, table.shape[1], *(1,) * (dims - 3))
+
+
+class ViewGroup(nn.Module):
+    """The views of one crop size: their pipelines' probabilities and strengths as per-view
+    buffers, and the code that makes all of them at once.
+
+    Args:
+        pipelines: One parsed pipeline per view (a pipeline repeats ``num_crops`` times).
+        channels: Image channels (1: grey images skip saturation, hue and grayscale).
+    """
+
+    def __init__(self, pipelines: Sequence[DictConfig], channels: int) -> None:
+        super().__init__()
+        self.size = int(pipelines[0].crop_size)
+        self.views = len(pipelines)
+        colour = channels == 3
+        rrc = [p.rrc for p in pipelines]
+        self.crops = any(r.enabled for r in rrc)
+        self.mixed_crops = self.crops and not all(r.enabled for r in rrc)
+        self.min_scale = min(float(r.crop_min_scale) for r in rrc)
+        self.register_buffer("rrc", _per_view([[r.enabled] for r in rrc], 3).bool(), False)
+        self.register_buffer("scale_low", _per_view([[r.crop_min_scale] for r in rrc], 3),
+                             False)
+        self.register_buffer("scale_span", _per_view(
+            [[r.crop_max_scale - r.crop_min_scale] for r in rrc], 3), False)
+        self.register_buffer("flip", _per_view(
+            [[p.horizontal_flip.prob, 0.0] for p in pipelines], 3), False)
+        jitter = [p.color_jitter for p in pipelines]
+        self.steps = [step for step, key in STEPS.items()
+                      if any(p[key].prob > 0 for p in pipelines)
+                      and (colour or step != "grayscale")]
+        self.register_buffer("probabilities", _per_view(
+            [[p[STEPS[step]].prob for step in self.steps] for p in pipelines]), False)
+        self.extra_draws = [EXTRA_DRAWS[step] for step in self.steps if step in EXTRA_DRAWS]
+        self.hue = colour and any(j.prob > 0 and j.hue > 0 for j in jitter)
+        low = [[max(0.0, 1 - j.brightness), max(0.0, 1 - j.contrast),
+                max(0.0, 1 - j.saturation), -6 * j.hue] for j in jitter]
+        high = [[1 + j.brightness, 1 + j.contrast, 1 + j.saturation, 6 * j.hue] for j in jitter]
+        self.register_buffer("factor_low", _per_view(low), False)
+        self.register_buffer("factor_span", _per_view(low) * -1 + _per_view(high), False)
+        self.register_buffer("sigma_low", _per_view(
+            [[p.gaussian_blur.sigma_min] for p in pipelines]), False)
+        self.register_buffer("sigma_span", _per_view(
+            [[p.gaussian_blur.sigma_max - p.gaussian_blur.sigma_min] for p in pipelines]), False)
+        self.register_buffer("luma", torch.tensor(LUMA).view(3, 1, 1), False)
+        self.register_buffer("hue_offsets", torch.tensor([HUE_FROM_MAX, HUE_TO_CHANNEL])
+                             .view(2, 3, 1, 1), False)
+        self.blur_size = blur_kernel_size(self.size)
+
+    def _geometry(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W)`` → ``(V, B, C, size, size)`` cropped, resized and flipped views."""
+        height, width = x.shape[-2:]
+        if not self.crops and height == width == self.size:
+            return x.expand(self.views, *x.shape)
+        u = torch.rand(self.views, x.shape[0], DRAWS, device=x.device)
+        u_area, u_ratio, u_position, u_flip = u.split([TRIES, TRIES, 2, 2], -1)
+        whole = torch.linspace(width, height, 2, device=x.device)
+        if self.crops:
+            start, size = crop_boxes(u_area, u_ratio, u_position, self.scale_low,
+                                     self.scale_span, height, width, self.min_scale)
+            if self.mixed_crops:
+                start, size = start * self.rrc, torch.where(self.rrc, size, whole)
+        else:
+            start, size = torch.zeros_like(whole), whole.expand(*u.shape[:2], 2)
+        weights = resampling_weights(start, size, u_flip < self.flip, self.size,
+                                     max(height, width))
+        return resample(x, weights)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W)`` floats in [0, 1] → ``(V, B, C, size, size)`` views in [0, 1]."""
+        views = self._geometry(x)
+        if not self.steps:
+            return views
+        u = torch.rand(self.views, x.shape[0], len(self.steps) + sum(self.extra_draws), 1, 1,
+                       device=x.device)
+        runs, *extra = u.split([len(self.steps), *self.extra_draws], 2)
+        chosen = dict(zip(self.steps, (runs < self.probabilities).split(1, 2), strict=True))
+        draws = dict(zip([s for s in self.steps if s in EXTRA_DRAWS], extra, strict=True))
+        if "jitter" in chosen:
+            factors, keys = draws["jitter"].split(4, 2)
+            views = colour_jitter(views, self.factor_low + self.factor_span * factors, keys,
+                                  chosen["jitter"], self.luma,
+                                  self.hue_offsets if self.hue else None)
+        if "grayscale" in chosen:
+            views = torch.where(chosen["grayscale"], grayscale(views, self.luma), views)
+        if "blur" in chosen:
+            sigma = self.sigma_low + self.sigma_span * draws["blur"]
+            views = gaussian_blur(views, sigma, chosen["blur"], self.blur_size)
+        if "solarize" in chosen:
+            views = solarize(views, chosen["solarize"])
+        if "equalize" in chosen:
+            views = torch.where(chosen["equalize"], TF.equalize(views), views)
+        return views
+
+
+class Normalize(nn.Module):
+    """``(x - mean) / std`` per channel on ``(..., C, H, W)`` floats in [0, 1]."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(-1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(-1, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+class DeviceAugmentation(nn.Module):
+    """Turns a uint8 batch into the list of normalised views that a method trains on.
+
+    Views of one crop size are made together (:class:`ViewGroup`), whatever pipelines they come
+    from; the list keeps the pipelines' order (solo-learn's convention).
+
+    Args:
+        pipelines: Parsed pipelines (:func:`~fkt_plugin.augmentation.parse_pipelines`).
+        mean: Per-channel mean in [0, 1].
+        std: Per-channel standard deviation in [0, 1].
+        cpu_chunk_pixels: On a CPU, batches are augmented in chunks of about this many pixels
+            per channel and view, so that each op's temporaries stay in cache. GPUs take whole
+            batches.
+
+    Shapes:
+        input: ``(B, C, H, W)`` uint8.
+        output: ``sum(num_crops)`` tensors of ``(B, C, crop_size, crop_size)`` float32.
+    """
+
+    def __init__(self, pipelines: Sequence[DictConfig], mean: Sequence[float],
+                 std: Sequence[float], cpu_chunk_pixels: int = 2**20) -> None:
+        super().__init__()
+        per_view = view_pipelines(pipelines)
+        sizes = sorted({int(p.crop_size) for p in per_view}, key=[p.crop_size for p in
+                                                                   per_view].index)
+        self.groups = nn.ModuleList(
+            ViewGroup([p for p in per_view if p.crop_size == size], len(mean))
+            for size in sizes)
+        # Where each view sits among its group's output: (group, index in group).
+        self.order = [(sizes.index(p.crop_size),
+                       [q.crop_size for q in per_view[:i]].count(p.crop_size))
+                      for i, p in enumerate(per_view)]
+        self.num_views = count_views(pipelines)
+        self.normalize = Normalize(mean, std)
+        self.cpu_chunk_pixels = cpu_chunk_pixels
+
+    def _views(self, images: torch.Tensor) -> list[torch.Tensor]:
+        x = images.float().div_(255)
+        made = [self.normalize(group(x)).unbind(0) for group in self.groups]
+        return [made[group][index] for group, index in self.order]
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        if images.device.type != "cpu":
+            return self._views(images)
+        pixels = images.shape[-2] * images.shape[-1] * self.num_views
+        per_chunk = max(1, self.cpu_chunk_pixels // pixels)
+        if per_chunk >= len(images):
+            return self._views(images)
+        chunks = [self._views(part) for part in images.split(per_chunk)]
+        return [torch.cat(parts) for parts in zip(*chunks, strict=True)]
+
+
+class EvalTransform(nn.Module):
+    """Evaluation input: resize to the training crop size (when it differs; torchvision's
+    antialiased bilinear resize), then normalise.
+
+    Shapes:
+        input: ``(B, C, H, W)`` uint8.
+        output: ``(B, C, size, size)`` float32.
+    """
+
+    def __init__(self, size: int, mean: Sequence[float], std: Sequence[float]) -> None:
+        super().__init__()
+        self.size = size
+        self.normalize = Normalize(mean, std)
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.float().div_(255)
+        if x.shape[-2:] != (self.size, self.size):
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear",
+                              align_corners=False, antialias=True)
+        return self.normalize(x)
