@@ -25,8 +25,10 @@ def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, apply: torch.Tensor,
     """
     half = kernel_size // 2
     taps = torch.linspace(-half, half, kernel_size, device=x.device)
+    # An image left alone gets a vanishing sigma: its kernel is exactly the identity.
+    sigma = torch.where(apply, sigma, 1e-30)
     kernel = torch.exp((taps / sigma).square_().mul_(-0.5))
-    kernel = torch.where(apply, kernel / kernel.sum(-1, keepdim=True), (taps == 0).to(x.dtype))
+    kernel = kernel / kernel.sum(-1, keepdim=True)
     *batch, height, width = x.shape
     planes = x.reshape(1, -1, height, width)
     rows = kernel.expand(*batch, 1, kernel_size).reshape(-1, 1, 1, kernel_size)

@@ -64,13 +64,9 @@ def jitter_order(keys: torch.Tensor, hue: bool) -> tuple[torch.Tensor, torch.Ten
         they run; ``before_hue``: ``(..., 3, 1, 1)`` bool, whether each of them runs before hue
         (None without a hue step).
     """
-    blends = keys[..., :HUE, :, :]
-    steps = blends.argsort(-3)
-    if not hue:
-        return steps, None
-    hue_position = (blends < keys[..., HUE:, :, :]).sum(-3, keepdim=True)
-    slots = torch.arange(HUE, device=keys.device).view(HUE, 1, 1)
-    return steps, slots < hue_position
+    blends, hue_key = keys.split(HUE, -3)
+    sorted_keys, steps = blends.sort(-3)
+    return steps, (sorted_keys < hue_key) if hue else None
 
 
 def blend_weights(factors: torch.Tensor, steps: torch.Tensor, before_hue: torch.Tensor | None

@@ -116,13 +116,14 @@ class ViewGroup(nn.Module):
             return x.expand(self.views, *x.shape)
         u = torch.rand(self.views, x.shape[0], DRAWS, device=x.device)
         u_area, u_ratio, u_position, u_flip = u.split([TRIES, TRIES, 2, 2], -1)
-        whole = torch.linspace(width, height, 2, device=x.device)
         if self.crops:
             start, size = crop_boxes(u_area, u_ratio, u_position, self.scale_low,
                                      self.scale_span, height, width, self.min_scale)
             if self.mixed_crops:
+                whole = torch.linspace(width, height, 2, device=x.device)
                 start, size = start * self.rrc, torch.where(self.rrc, size, whole)
         else:
+            whole = torch.linspace(width, height, 2, device=x.device)
             start, size = torch.zeros_like(whole), whole.expand(*u.shape[:2], 2)
         weights = resampling_weights(start, size, u_flip < self.flip, self.size,
                                      max(height, width))
@@ -140,13 +141,14 @@ class ViewGroup(nn.Module):
         draws = dict(zip([s for s in self.steps if s in EXTRA_DRAWS], extra, strict=True))
         if "jitter" in chosen:
             factors, keys = draws["jitter"].split(4, 2)
-            views = colour_jitter(views, self.factor_low + self.factor_span * factors, keys,
+            views = colour_jitter(views, torch.addcmul(self.factor_low, self.factor_span, factors),
+                                  keys,
                                   chosen["jitter"], self.luma,
                                   self.hue_offsets if self.hue else None)
         if "grayscale" in chosen:
             views = torch.where(chosen["grayscale"], grayscale(views, self.luma), views)
         if "blur" in chosen:
-            sigma = self.sigma_low + self.sigma_span * draws["blur"]
+            sigma = torch.addcmul(self.sigma_low, self.sigma_span, draws["blur"])
             views = gaussian_blur(views, sigma, chosen["blur"], self.blur_size)
         if "solarize" in chosen:
             views = solarize(views, chosen["solarize"])
@@ -156,18 +158,21 @@ class ViewGroup(nn.Module):
 
 
 class Normalize(nn.Module):
-    """``(x - mean) / std`` per channel on ``(..., C, H, W)`` floats in [0, 1]."""
+    """``(x - mean) / std`` per channel on ``(..., C, H, W)`` floats in [0, 1], as one
+    ``x * (1 / std) - mean / std``."""
 
-    mean: torch.Tensor
-    std: torch.Tensor
+    scale: torch.Tensor
+    shift: torch.Tensor
 
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
-        self.register_buffer("mean", torch.tensor(mean).view(-1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(-1, 1, 1), persistent=False)
+        std_ = torch.tensor(std, dtype=torch.float64).view(-1, 1, 1)
+        mean_ = torch.tensor(mean, dtype=torch.float64).view(-1, 1, 1)
+        self.register_buffer("scale", (1 / std_).float(), persistent=False)
+        self.register_buffer("shift", (-mean_ / std_).float(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
+        return torch.addcmul(self.shift, x, self.scale)
 
 
 class DeviceAugmentation(nn.Module):
