@@ -1,5 +1,6 @@
-"""``fkt-bench aug``: images/s of the SimCLR and BYOL view pipelines, kornia on the device
-against torchvision per image on the CPU, at several image sizes."""
+"""``fkt-bench aug``: images/s and aten ops per batch of the SimCLR and BYOL view pipelines, the
+fused engine and kornia's containers on the device against torchvision per image on the CPU, at
+several image sizes."""
 
 from __future__ import annotations
 
@@ -9,8 +10,15 @@ from pathlib import Path
 
 import torch
 from omegaconf import ListConfig, OmegaConf
+from torch import nn
 
-from fkt_plugin.augmentation import DeviceAugmentation, PerImageViews, parse_pipelines
+from fkt_plugin.augmentation import (
+    DeviceAugmentation,
+    KorniaAugmentation,
+    PerImageViews,
+    parse_pipelines,
+)
+from fkt_plugin.benchmarks.ops import count_ops
 from fkt_plugin.benchmarks.timing import (
     interleaved_medians,
     machine_line,
@@ -48,17 +56,34 @@ def synthetic_images(count: int, size: int, device: torch.device) -> torch.Tenso
     return (smooth * 255).round().to(torch.uint8).to(device)
 
 
+def device_views(backend: str, pipelines: list) -> nn.Module:
+    """The module that makes a device backend's views (``fused`` or ``kornia``)."""
+    engine = {"fused": DeviceAugmentation, "kornia": KorniaAugmentation}[backend]
+    return engine(pipelines, MEAN, STD)
+
+
+def ops_per_batch(backend: str, pipelines: list, images: torch.Tensor) -> int:
+    """Aten ops to make every view of ``images`` (CPU): a device backend on the whole batch,
+    torchvision one image at a time (its count for one image times the batch)."""
+    cpu_images = images.cpu()
+    if backend == "torchvision":
+        return count_ops(PerImageViews(pipelines, MEAN, STD), cpu_images[0]).total * len(images)
+    # One chunk: the count a GPU would see.
+    engine = device_views(backend, pipelines)
+    engine.cpu_chunk_pixels = cpu_images.numel()
+    return count_ops(engine, cpu_images).total
+
+
 def backend_medians(pipelines: list, images: torch.Tensor, rounds: int,
                     desc: str) -> dict[str, float]:
-    """Median seconds to make every view of ``images``: kornia on their device, torchvision one
-    image at a time with one thread on the CPU (one loader worker's work)."""
-    on_device = DeviceAugmentation(pipelines, MEAN, STD).to(images.device)
+    """Median seconds to make every view of ``images``: the fused engine and kornia's
+    containers on their device, torchvision one image at a time with one thread on the CPU
+    (one loader worker's work)."""
+    on_device = {backend: device_views(backend, pipelines).to(images.device)
+                 for backend in ("fused", "kornia")}
     per_image = PerImageViews(pipelines, MEAN, STD)
     cpu_images = images.cpu()
     threads = torch.get_num_threads()
-
-    def kornia_batch() -> None:
-        on_device(images)
 
     def torchvision_images() -> None:
         torch.set_num_threads(1)
@@ -69,27 +94,31 @@ def backend_medians(pipelines: list, images: torch.Tensor, rounds: int,
             torch.set_num_threads(threads)
 
     synchronize = torch.cuda.synchronize if images.is_cuda else (lambda: None)
-    return interleaved_medians({"kornia": kornia_batch, "torchvision": torchvision_images},
+    return interleaved_medians({"fused": lambda: on_device["fused"](images),
+                                "kornia": lambda: on_device["kornia"](images),
+                                "torchvision": torchvision_images},
                                rounds, synchronize=synchronize, desc=desc)
 
 
 def benchmark_augmentation(sizes: Sequence[int], batch_size: int, rounds: int,
                            device: torch.device, workers: int,
                            presets: Sequence[str] = tuple(PRESETS)) -> list[list[object]]:
-    """Rows of (pipeline, px, kornia img/s, torchvision img/s per process, ratio, ideal
-    ``workers``-process torchvision img/s, ratio)."""
+    """Rows of (pipeline, px, img/s of fused, kornia and one torchvision process, fused's
+    ratios to kornia, to torchvision and to ideal ``workers``-process torchvision, and the aten
+    ops per batch of each)."""
     rows: list[list[object]] = []
     for size in sizes:
         images = synthetic_images(batch_size, size, device)
         for preset in presets:
-            medians = backend_medians(preset_pipelines(preset, size), images, rounds,
-                                      desc=f"{preset} {size}px")
-            kornia_rate = batch_size / medians["kornia"]
-            torchvision_rate = batch_size / medians["torchvision"]
-            rows.append([preset, size, f"{kornia_rate:,.0f}", f"{torchvision_rate:,.0f}",
-                         f"{kornia_rate / torchvision_rate:.2f}x",
-                         f"{workers * torchvision_rate:,.0f}",
-                         f"{kornia_rate / (workers * torchvision_rate):.2f}x"])
+            pipelines = preset_pipelines(preset, size)
+            medians = backend_medians(pipelines, images, rounds, desc=f"{preset} {size}px")
+            rate = {name: batch_size / seconds for name, seconds in medians.items()}
+            ops = [ops_per_batch(b, pipelines, images) for b in ("fused", "kornia", "torchvision")]
+            rows.append([preset, size, *(f"{rate[b]:,.0f}" for b in rate),
+                         f"{rate['fused'] / rate['kornia']:.2f}x",
+                         f"{rate['fused'] / rate['torchvision']:.2f}x",
+                         f"{rate['fused'] / (workers * rate['torchvision']):.2f}x",
+                         " / ".join(f"{n:,}" for n in ops)])
     return rows
 
 
@@ -98,17 +127,22 @@ def run(sizes: Sequence[int], batch_size: int, rounds: int, device_name: str,
     device = torch.device(device_name)
     workers = workers or os.cpu_count() or 1
     rows = benchmark_augmentation(sizes, batch_size, rounds, device, workers)
-    header = ["views", "px", f"kornia ({device.type}) img/s", "torchvision, 1 process img/s",
-              "kornia / torchvision", f"torchvision, {workers} processes (ideal) img/s",
-              "kornia / ideal"]
+    header = ["views", "px", f"fused ({device.type}) img/s", f"kornia ({device.type}) img/s",
+              "torchvision, 1 process img/s", "fused / kornia", "fused / torchvision",
+              f"fused / torchvision x {workers} (ideal)",
+              "aten ops per batch (fused / kornia / torchvision)"]
     notes = [
         f"Batch {batch_size}, two views per image (SimCLR: symmetric; BYOL: blur 1.0/0.1, "
         "solarization 0/0.2), crops at the image size; medians of "
         f"{rounds} interleaved rounds (order reversed every other round) after one warm-up "
         "round.",
-        "torchvision, 1 process: one image at a time with one thread, the work of one "
-        "DataLoader worker. The ideal column multiplies it by the worker count, an upper bound "
-        "that ignores inter-process transfer and contention with training.",
+        "fused: the view engine (the default backend); kornia: kornia's augmentation "
+        "containers; torchvision, 1 process: one image at a time with one thread, the work of "
+        "one DataLoader worker. The ideal column multiplies that by the worker count, an upper "
+        "bound that ignores inter-process transfer and contention with training.",
+        "Aten ops per batch: dispatched ops counted with TorchDispatchMode on the CPU for the "
+        "whole batch in one chunk (each op but a view is a kernel launch on a GPU); "
+        "torchvision's is one image's count times the batch.",
     ]
     write_report(out, "Augmentation throughput", command, machine_line(device),
                  markdown_table(header, rows), notes)

@@ -92,7 +92,7 @@ def run(backbone: str, size: int, batch_size: int, rounds: int, device_name: str
     cfgs: dict[str, DictConfig] = {}
     models: dict[str, BaseMethod] = {}
     for method in ("simclr", "mvmr"):
-        cfg = bench_cfg(method, "kornia", backbone, batch_size, 0, "32-true", accelerator)
+        cfg = bench_cfg(method, "fused", backbone, batch_size, 0, "32-true", accelerator)
         if method == "mvmr" and mvmr_proj_dim is not None:
             cfg.method_kwargs.proj_hidden_dim = cfg.method_kwargs.proj_output_dim = mvmr_proj_dim
         model = METHODS[method](cfg).to(device)

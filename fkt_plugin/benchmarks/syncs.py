@@ -118,7 +118,7 @@ def count_syncs(method: str, backbone: str, batch_size: int, precision: str, ste
     Args:
         accelerator: ``gpu``; ``cpu`` only checks the machinery (torch reports no syncs there).
     """
-    cfg = bench_cfg(method, "kornia", backbone, batch_size, 0, precision, accelerator,
+    cfg = bench_cfg(method, "fused", backbone, batch_size, 0, precision, accelerator,
                     as_recipe=True)
     pl.seed_everything(0, verbose=False)
     model = METHODS[cfg.method](cfg)
@@ -167,7 +167,7 @@ def run(methods: Sequence[str], backbone: str, size: int, batch_size: int, steps
                          if sites else "(none)"])
     notes = [
         f"{backbone}, {size} px synthetic images, batch {batch_size}, {precision}; each "
-        "method's CIFAR-10 recipe (its optimiser, kNN bank and loss terms) with kornia views, "
+        "method's CIFAR-10 recipe (its optimiser, kNN bank and loss terms) with the fused engine's views, "
         f"run by Lightning's Trainer with its progress bar and CSV logger as fkt-train runs it. "
         f"Counted by torch.cuda.set_sync_debug_mode('warn') over {steps} steps after "
         f"{warmup} warm-up steps, batch loading included; validation and epoch ends are "

@@ -24,9 +24,15 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from fkt_plugin.args.run import validate_run_cfg
-from fkt_plugin.augmentation import DeviceAugmentation, PerImageViews, parse_pipelines
+from fkt_plugin.augmentation import PerImageViews, parse_pipelines
 from fkt_plugin.backbones import build_backbone
-from fkt_plugin.benchmarks.augmentation import MEAN, STD, synthetic_images
+from fkt_plugin.benchmarks.augmentation import (
+    MEAN,
+    STD,
+    device_views,
+    ops_per_batch,
+    synthetic_images,
+)
 from fkt_plugin.benchmarks.timing import alternate, machine_line, markdown_table, write_report
 from fkt_plugin.data import FKTDataModule, ImageDataset, ImageSplit
 from fkt_plugin.methods import METHODS
@@ -131,7 +137,7 @@ def _plain_batches(cfg: DictConfig, split: ImageSplit, device: torch.device
             for views, targets in loader:
                 yield ([v.to(device, non_blocking=True) for v in views],
                        targets.to(device, non_blocking=True))
-    augment = DeviceAugmentation(pipelines, MEAN, STD).to(device)
+    augment = device_views(cfg.data.augmentation_backend, pipelines).to(device)
     while True:
         order = torch.randperm(len(split))
         for start in range(0, len(split) - cfg.optimizer.batch_size + 1,
@@ -213,10 +219,13 @@ def run(methods: Sequence[str], backends: Sequence[str], backbone: str, size: in
         for backend in backends:
             plugin_step = statistics.median(times[(method, backend, "fkt-plugin")])
             plain_step = statistics.median(times[(method, backend, "plain")])
-            rows.append([method, backend, f"{batch_size / plugin_step:,.0f}",
+            views_ops = ops_per_batch(backend, parse_pipelines(cfgs[(method, backend)]
+                                                               .augmentations),
+                                      synthetic_images(batch_size, size, torch.device("cpu")))
+            rows.append([method, backend, f"{views_ops:,}", f"{batch_size / plugin_step:,.0f}",
                          f"{batch_size / plain_step:,.0f}", f"{plain_step / plugin_step:.3f}",
                          f"{1000 * plugin_step:.0f} / {1000 * plain_step:.0f}"])
-    header = ["method", "views made by", "fkt-plugin img/s", "plain loop img/s",
+    header = ["method", "views made by", "view ops per batch", "fkt-plugin img/s", "plain loop img/s",
               "fkt-plugin / plain", "median step ms (fkt-plugin / plain)"]
     notes = [
         f"{backbone}, {size} px synthetic images, batch {batch_size}, {precision}; simclr makes "
@@ -227,6 +236,8 @@ def run(methods: Sequence[str], backends: Sequence[str], backbone: str, size: in
         "A step is the time between consecutive batch starts: loading, views, forward, "
         "backward and optimiser step. The plain loop builds the same backbone, lightly heads "
         "and losses and SGD by hand, without Lightning or the method classes.",
+        "View ops per batch: aten ops that making one batch's views dispatches (counted on the "
+        "CPU, the whole batch in one chunk; torchvision: one image's count times the batch).",
     ]
     write_report(out, "Training-step throughput", command, machine_line(device),
                  markdown_table(header, rows), notes)

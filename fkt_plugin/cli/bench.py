@@ -25,10 +25,12 @@ def main(argv: list[str] | None = None) -> None:
         "turn within each round and reports medians, so ratios hold on a noisy machine.")
     commands = parser.add_subparsers(dest="command", required=True)
     aug = commands.add_parser(
-        "aug", help="images/s of the SimCLR and BYOL view pipelines, kornia vs torchvision",
-        description="Images/s of the SimCLR (symmetric) and BYOL (asymmetric) pipelines of the "
-                    "STL-10 recipes: kornia on a whole batch on the device against torchvision "
-                    "one image at a time on the CPU (one loader worker's work).")
+        "aug", help="images/s and ops per batch of the SimCLR and BYOL view pipelines: the "
+        "fused engine, kornia's containers and torchvision",
+        description="Images/s and aten ops per batch of the SimCLR (symmetric) and BYOL "
+                    "(asymmetric) pipelines of the STL-10 recipes: the fused engine and kornia's "
+                    "containers on a whole batch on the device against torchvision one image at "
+                    "a time on the CPU (one loader worker's work).")
     aug.add_argument("--sizes", type=int, nargs="+", default=[32, 96, 224], help="image px")
     aug.add_argument("--batch-size", type=int, default=256)
     aug.add_argument("--rounds", type=int, default=5, help="timed rounds (after one warm-up)")
@@ -42,8 +44,8 @@ def main(argv: list[str] | None = None) -> None:
                     "with each augmentation backend.")
     train.add_argument("--methods", nargs="+", default=["simclr", "fkt_joint"],
                        choices=["simclr", "fkt_joint"])
-    train.add_argument("--backends", nargs="+", default=["kornia", "torchvision"],
-                       choices=["kornia", "torchvision"])
+    train.add_argument("--backends", nargs="+", default=["fused", "kornia", "torchvision"],
+                       choices=["fused", "kornia", "torchvision"])
     train.add_argument("--backbone", help="default: resnet18 on a GPU, small_cnn on a CPU")
     train.add_argument("--size", type=int, default=32, help="image px")
     train.add_argument("--batch-size", type=int, default=256)
@@ -119,6 +121,17 @@ def main(argv: list[str] | None = None) -> None:
     syncs.add_argument("--warmup", type=int, default=5, help="uncounted steps first")
     syncs.add_argument("--precision", default="bf16-mixed", choices=["32-true", "bf16-mixed"])
     syncs.add_argument("--device", help="a CUDA device (default: cuda when available)")
+    gpu = commands.add_parser(
+        "gpu", help="the GPU measurements of the view engine in one run (aug, train, syncs)",
+        description="Runs, one after the other on one CUDA device, the measurements the view "
+                    "engine is judged by, each writing its table into --out-dir: views alone at "
+                    "32/96/224 px (fused, kornia, torchvision per image); SimCLR and fkt_joint "
+                    "ResNet-18 bf16 training at 32 and 96 px, fused views against torchvision "
+                    "views from one loader worker per core; synchronisations per step. About "
+                    "8 minutes on an H100.")
+    gpu.add_argument("--out-dir", type=Path, default=Path("docs/results/performance"),
+                     help="folder of the tables (default: docs/results/performance)")
+    gpu.add_argument("--device", help="a CUDA device (default: cuda when available)")
     for sub in (aug, train, data, clustering, mvmr, guided, syncs):
         sub.add_argument("--out", type=Path, help="also write the table (markdown) here")
     args = parser.parse_args(argv)
@@ -142,6 +155,11 @@ def main(argv: list[str] | None = None) -> None:
                      args.out, command)
             return
         device = _device(args.device)
+        if args.command == "gpu":
+            from fkt_plugin.benchmarks.gpu import run as run_gpu
+
+            run_gpu(device, args.out_dir, command)
+            return
         if args.command == "syncs":
             from fkt_plugin.benchmarks.syncs import run as run_syncs
 
