@@ -71,6 +71,18 @@ class ViewGroup(nn.Module):
         channels: Image channels (1: grey images skip saturation, hue and grayscale).
     """
 
+    rrc: torch.Tensor
+    scale_low: torch.Tensor
+    scale_span: torch.Tensor
+    flip: torch.Tensor
+    probabilities: torch.Tensor
+    factor_low: torch.Tensor
+    factor_span: torch.Tensor
+    sigma_low: torch.Tensor
+    sigma_span: torch.Tensor
+    luma: torch.Tensor
+    hue_offsets: torch.Tensor
+
     def __init__(self, pipelines: Sequence[DictConfig], channels: int) -> None:
         super().__init__()
         self.size = int(pipelines[0].crop_size)

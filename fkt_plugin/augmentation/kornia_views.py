@@ -25,6 +25,11 @@ class ColourJitter(nn.Module):
     floats: the engine's :func:`~fkt_plugin.augmentation.colour.colour_jitter` with its own
     per-image draws."""
 
+    low: torch.Tensor
+    span: torch.Tensor
+    luma: torch.Tensor
+    offsets: torch.Tensor
+
     def __init__(self, brightness: float = 0.0, contrast: float = 0.0, saturation: float = 0.0,
                  hue: float = 0.0, p: float = 1.0) -> None:
         super().__init__()

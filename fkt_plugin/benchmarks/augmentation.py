@@ -10,7 +10,6 @@ from pathlib import Path
 
 import torch
 from omegaconf import ListConfig, OmegaConf
-from torch import nn
 
 from fkt_plugin.augmentation import (
     DeviceAugmentation,
@@ -56,10 +55,11 @@ def synthetic_images(count: int, size: int, device: torch.device) -> torch.Tenso
     return (smooth * 255).round().to(torch.uint8).to(device)
 
 
-def device_views(backend: str, pipelines: list) -> nn.Module:
+def device_views(backend: str, pipelines: list) -> DeviceAugmentation | KorniaAugmentation:
     """The module that makes a device backend's views (``fused`` or ``kornia``)."""
-    engine = {"fused": DeviceAugmentation, "kornia": KorniaAugmentation}[backend]
-    return engine(pipelines, MEAN, STD)
+    if backend == "kornia":
+        return KorniaAugmentation(pipelines, MEAN, STD)
+    return DeviceAugmentation(pipelines, MEAN, STD)
 
 
 def ops_per_batch(backend: str, pipelines: list, images: torch.Tensor) -> int:

@@ -167,7 +167,8 @@ def run(methods: Sequence[str], backbone: str, size: int, batch_size: int, steps
                          if sites else "(none)"])
     notes = [
         f"{backbone}, {size} px synthetic images, batch {batch_size}, {precision}; each "
-        "method's CIFAR-10 recipe (its optimiser, kNN bank and loss terms) with the fused engine's views, "
+        "method's CIFAR-10 recipe (its optimiser, kNN bank and loss terms) with the fused "
+        "engine's views, "
         f"run by Lightning's Trainer with its progress bar and CSV logger as fkt-train runs it. "
         f"Counted by torch.cuda.set_sync_debug_mode('warn') over {steps} steps after "
         f"{warmup} warm-up steps, batch loading included; validation and epoch ends are "

@@ -225,8 +225,8 @@ def run(methods: Sequence[str], backends: Sequence[str], backbone: str, size: in
             rows.append([method, backend, f"{views_ops:,}", f"{batch_size / plugin_step:,.0f}",
                          f"{batch_size / plain_step:,.0f}", f"{plain_step / plugin_step:.3f}",
                          f"{1000 * plugin_step:.0f} / {1000 * plain_step:.0f}"])
-    header = ["method", "views made by", "view ops per batch", "fkt-plugin img/s", "plain loop img/s",
-              "fkt-plugin / plain", "median step ms (fkt-plugin / plain)"]
+    header = ["method", "views made by", "view ops per batch", "fkt-plugin img/s",
+              "plain loop img/s", "fkt-plugin / plain", "median step ms (fkt-plugin / plain)"]
     notes = [
         f"{backbone}, {size} px synthetic images, batch {batch_size}, {precision}; simclr makes "
         "2 views per image, fkt_joint 3 (two strong, one weak for the classifier). Medians of "

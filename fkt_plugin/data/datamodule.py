@@ -3,8 +3,8 @@
 Validation, training pool and labelled subset are index views of the dataset's splits
 (:class:`ImageSplit`), so a memory-mapped dataset is read batch by batch, never copied whole.
 With the device backends (``fused``, ``kornia``) a training batch is one fancy-indexing of the
-uint8 tensor and its views are made on the device after the transfer; with the torchvision backend loader workers make each
-image's views on the CPU, as solo-learn and lightly do.
+uint8 tensor and its views are made on the device after the transfer; with the torchvision
+backend loader workers make each image's views on the CPU, as solo-learn and lightly do.
 """
 
 from __future__ import annotations
