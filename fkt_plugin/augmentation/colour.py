@@ -2,9 +2,11 @@
 host-device synchronisation: colour jitter (its four steps in a random order per image), grayscale
 and solarization.
 
-Images are ``(..., C, H, W)`` floats in [0, 1] and per-image parameters ``(..., k, 1, 1)``, so one
-call serves a batch ``(B, C, H, W)`` or several views of it ``(V, B, C, H, W)``. "With probability
-p" is a blend by ``torch.where`` over the whole batch, never a selection of images.
+Images are ``(N, C, P)`` floats in [0, 1] (P pixels, flattened) and per-image parameters ``(N, k)``
+or ``(N, 1, 1)``. torchvision's brightness, contrast, saturation and grayscale are each a
+per-image linear map of the channel vector plus a per-image offset, so each runs as one batched
+matrix product (``baddbmm``) over every image of a batch. "With probability p" is a blend
+(``torch.where``, or the identity matrix), never a selection of images.
 """
 
 from __future__ import annotations
@@ -23,30 +25,37 @@ HUE_TO_CHANNEL = (5.0, 3.0, 1.0)
 _EPS = 1e-12
 
 
-def grayscale(x: torch.Tensor, luma: torch.Tensor) -> torch.Tensor:
-    """``(..., 3, H, W)`` → ``(..., 1, H, W)`` luma (``luma``: ``(3, 1, 1)`` weights); grey input
-    is returned as it is."""
-    if x.shape[-3] == 1:
-        return x
-    return (x * luma).sum(-3, keepdim=True)
+def grey_matrix(channels: int) -> torch.Tensor:
+    """``(C, C)``: the matrix that replaces each channel by the luma (every row ``LUMA``); a grey
+    image's luma is itself (``[[1]]``)."""
+    if channels == 1:
+        return torch.ones(1, 1)
+    return torch.tensor(LUMA).expand(3, 3).contiguous()
+
+
+def hue_offsets() -> torch.Tensor:
+    """``(2, 3, 1)``: :data:`HUE_FROM_MAX` and :data:`HUE_TO_CHANNEL`, :func:`shift_hue`'s
+    constants."""
+    return torch.tensor([HUE_FROM_MAX, HUE_TO_CHANNEL]).view(2, 3, 1)
 
 
 def shift_hue(x: torch.Tensor, shift: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-    """Rotates the hue of RGB ``x`` by ``shift`` sixths of a turn (``(..., 1, 1, 1)``).
+    """Rotates the hue of RGB ``x`` (``(N, 3, P)``) by ``shift`` sixths of a turn (``(N, 1,
+    1)``).
 
     torchvision's ``adjust_hue`` (RGB → HSV, shift, HSV → RGB) in closed form: the maximum and
     minimum channel stay, and each output channel is ``v - c * clamp(min(k, 4 - k), 0, 1)``.
     Equal to it up to float rounding.
 
     Args:
-        offsets: ``(2, 3, 1, 1)``: :data:`HUE_FROM_MAX` and :data:`HUE_TO_CHANNEL`.
+        offsets: :func:`hue_offsets`.
     """
-    value, brightest = x.max(-3, keepdim=True)  # ties go to red, then green, as torchvision's
-    chroma = value - x.amin(-3, keepdim=True)
+    value, brightest = x.max(-2, keepdim=True)  # ties go to red, then green, as torchvision's
+    chroma = value - x.amin(-2, keepdim=True)
     from_max, to_channel = offsets.unbind(0)
     # (g - b, b - r, r - g): the hue's offset from the brightest channel's, times the chroma.
-    differences = x.roll(-1, -3) - x.roll(-2, -3)
-    hue = (differences / chroma.clamp(min=_EPS) + from_max).gather(-3, brightest) + shift
+    differences = x.roll(-1, -2) - x.roll(-2, -2)
+    hue = (differences / chroma.clamp(min=_EPS) + from_max).gather(-2, brightest) + shift
     k = (hue + to_channel).remainder_(6)
     return value - chroma * torch.minimum(k, 4 - k).clamp_(0, 1)
 
@@ -56,73 +65,87 @@ def jitter_order(keys: torch.Tensor, hue: bool) -> tuple[torch.Tensor, torch.Ten
     permutation, as torchvision's ``randperm``).
 
     Args:
-        keys: ``(..., 4, 1, 1)`` uniforms, one per step.
+        keys: ``(N, 4)`` uniforms, one per step.
         hue: Whether the hue step runs.
 
     Returns:
-        ``steps``: ``(..., 3, 1, 1)`` the brightness, contrast and saturation steps in the order
-        they run; ``before_hue``: ``(..., 3, 1, 1)`` bool, whether each of them runs before hue
-        (None without a hue step).
+        ``steps``: ``(N, 3)`` the brightness, contrast and saturation steps in the order they
+        run; ``before_hue``: ``(N, 3)`` bool, whether each of them runs before hue (None without
+        a hue step).
     """
-    blends, hue_key = keys.split(HUE, -3)
-    sorted_keys, steps = blends.sort(-3)
+    blends, hue_key = keys.split(HUE, -1)
+    sorted_keys, steps = blends.sort(-1)
     return steps, (sorted_keys < hue_key) if hue else None
 
 
-def blend_weights(factors: torch.Tensor, steps: torch.Tensor, before_hue: torch.Tensor | None
-                  ) -> list[tuple[torch.Tensor, ...]]:
-    """The jitter's blend steps as ``x * f + g * a + m * b``, clamped to [0, 1]: brightness
-    (``a = b = 0``), saturation (``g``: the luma, ``a = 1 - f``), contrast (``m``: the mean luma,
-    ``b = 1 - f``), in six slots: the three steps before the hue shift, then the three after it;
-    a step runs in one of its two slots, and ``f = 1, a = b = 0`` in the other. Without a hue
-    step (``before_hue`` None), three slots.
+def blend_matrices(factors: torch.Tensor, steps: torch.Tensor, before_hue: torch.Tensor | None,
+                   grey: torch.Tensor, identity: torch.Tensor
+                   ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+    """The jitter's blend steps as ``clamp(mix @ x + offset @ mean(x), 0, 1)`` per slot.
+
+    torchvision's steps blend with a target: brightness with 0 (``mix = f I``), saturation with
+    the luma (``mix = f I + (1 - f) grey``), contrast with the mean luma (``mix = f I``,
+    ``offset = (1 - f) grey``). They run in slots: the three steps before the hue shift, then
+    the three after it; a step runs in one of its two slots and the identity in the other.
+    Without a hue step (``before_hue`` None), three slots.
+
+    Args:
+        factors: ``(N, 4)`` jitter factors (:func:`colour_jitter`).
+        steps: ``(N, 3)`` and ``before_hue``: from :func:`jitter_order`.
+        grey: ``(C, C)`` :func:`grey_matrix`.
+        identity: ``(C, C)`` identity.
 
     Returns:
-        Each slot's ``(f, a, b)``, each ``(..., 1, 1, 1)``, in slot order.
+        Each slot's ``mix`` and each slot's ``offset``, ``(N, C, C)`` each.
     """
     if before_hue is None:
-        f = factors.gather(-3, steps)
+        f = factors.gather(-1, steps)
     else:
-        steps = torch.cat([steps, steps], -3)
-        runs = torch.cat([before_hue, ~before_hue], -3)
-        f = torch.where(runs, factors.gather(-3, steps), 1.0)
+        steps = torch.cat([steps, steps], -1)
+        f = torch.where(torch.cat([before_hue, ~before_hue], -1), factors.gather(-1, steps), 1.0)
+    f, steps = f.view(*f.shape, 1, 1), steps.view(*steps.shape, 1, 1)
     rest = 1 - f
-    a, b = rest * (steps == SATURATION), rest * (steps == CONTRAST)
-    weights = torch.cat([f, a, b], -3).split(1, -3)
-    slots = len(weights) // 3
-    return [weights[i::slots] for i in range(slots)]
+    mix = torch.addcmul(f * identity, rest * (steps == SATURATION), grey)
+    offset = rest * (steps == CONTRAST) * grey
+    return mix.unbind(1), offset.unbind(1)
 
 
 def colour_jitter(x: torch.Tensor, factors: torch.Tensor, keys: torch.Tensor,
-                  apply: torch.Tensor, luma: torch.Tensor, offsets: torch.Tensor | None
-                  ) -> torch.Tensor:
+                  apply: torch.Tensor, grey: torch.Tensor, identity: torch.Tensor,
+                  offsets: torch.Tensor | None) -> torch.Tensor:
     """torchvision's ``RandomApply([ColorJitter(...)], p)`` with per-image factors and order.
 
     Args:
-        x: ``(..., C, H, W)`` floats in [0, 1], C = 1 or 3.
-        factors: ``(..., 4, 1, 1)``: brightness, contrast and saturation factors (1: unchanged)
-            and the hue shift in sixths of a turn.
-        keys: ``(..., 4, 1, 1)`` uniform sort keys of the steps (:func:`jitter_order`).
-        apply: ``(..., 1, 1, 1)`` bool, which images are jittered.
-        luma: ``(3, 1, 1)`` grayscale weights.
-        offsets: :func:`shift_hue`'s offsets, or None to skip the hue step (grey images, or
-            no hue jitter).
+        x: ``(N, C, P)`` floats in [0, 1], C = 1 or 3.
+        factors: ``(N, 4)``: brightness, contrast and saturation factors (1: unchanged) and the
+            hue shift in sixths of a turn.
+        keys: ``(N, 4)`` uniform sort keys of the steps (:func:`jitter_order`).
+        apply: ``(N, 1, 1)`` bool, which images are jittered.
+        grey: ``(C, C)`` :func:`grey_matrix`.
+        identity: ``(C, C)`` identity.
+        offsets: :func:`hue_offsets`, or None to skip the hue step (no hue jitter).
     """
-    hue = offsets is not None and x.shape[-3] == 3
+    hue = offsets is not None and x.shape[-2] == 3
     steps, before_hue = jitter_order(keys, hue)
-    weights = blend_weights(factors, steps, before_hue)
+    mixes, shifts = blend_matrices(factors, steps, before_hue, grey, identity)
     out = x
-    for slot, (f, a, b) in enumerate(weights):
+    for slot, (mix, shift) in enumerate(zip(mixes, shifts, strict=True)):
         if hue and slot == HUE:
             assert offsets is not None
-            out = shift_hue(out, factors[..., HUE:, :, :], offsets)
-        grey = grayscale(out, luma)
-        base = torch.addcmul(grey.mean((-2, -1), keepdim=True) * b, grey, a)
-        out = torch.addcmul(base, out, f).clamp_(0, 1)
+            out = shift_hue(out, factors[:, HUE:, None], offsets)
+        mean = torch.bmm(shift, out.mean(-1, keepdim=True))
+        out = torch.baddbmm(mean, mix, out).clamp_(0, 1)
     return torch.where(apply, out, x)
 
 
+def grayscale(x: torch.Tensor, apply: torch.Tensor, grey: torch.Tensor,
+              identity: torch.Tensor) -> torch.Tensor:
+    """torchvision's ``RandomGrayscale``: the luma in every channel of the images ``apply``
+    (``(N, 1, 1)`` bool) selects, on ``(N, 3, P)`` (``grey``, ``identity``: ``(3, 3)``)."""
+    return torch.bmm(torch.where(apply, grey, identity), x)
+
+
 def solarize(x: torch.Tensor, apply: torch.Tensor) -> torch.Tensor:
-    """Inverts pixels at or above 0.5 in the images ``apply`` selects (``(..., 1, 1, 1)``
-    bool), as torchvision's ``solarize`` with threshold 0.5 does."""
+    """Inverts pixels at or above 0.5 in the images ``apply`` selects (``(N, 1, 1)`` bool), as
+    torchvision's ``solarize`` with threshold 0.5 does."""
     return torch.where(apply & (x >= 0.5), 1 - x, x)

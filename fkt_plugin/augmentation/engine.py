@@ -15,8 +15,9 @@ Design, for someone adding an augmentation:
 - **No sync.** Nothing reads a device value on the host: no ``.item()``, ``nonzero``, boolean
   indexing or Python loop over images.
 
-A new step is a function of ``(V, B, C, H, W)`` images and ``(V, B, k, 1, 1)`` parameters,
-its probabilities and strengths registered as per-view buffers in :class:`ViewGroup`.
+A new colour or filter step is a function of the views as ``(N, C, P)`` pixels (``N = V * B``)
+and ``(N, k)`` or ``(N, 1, 1)`` parameters, its probabilities and strengths per-view buffers of
+:class:`ViewGroup`.
 """
 
 from __future__ import annotations
@@ -29,13 +30,12 @@ from torch import nn
 from torch.nn import functional as F
 from torchvision.transforms.v2 import functional as TF
 
-from fkt_plugin.augmentation.blur import gaussian_blur
+from fkt_plugin.augmentation.blur import gaussian_blur, gaussian_exponents
 from fkt_plugin.augmentation.colour import (
-    HUE_FROM_MAX,
-    HUE_TO_CHANNEL,
-    LUMA,
     colour_jitter,
     grayscale,
+    grey_matrix,
+    hue_offsets,
     solarize,
 )
 from fkt_plugin.augmentation.geometry import (
@@ -56,7 +56,7 @@ STEPS = {"jitter": "color_jitter", "grayscale": "grayscale", "blur": "gaussian_b
 EXTRA_DRAWS = {"jitter": 8, "blur": 1}
 
 
-def _per_view(values: Sequence[Sequence[float]], dims: int = 5) -> torch.Tensor:
+def _per_view(values: Sequence[Sequence[float]], dims: int = 3) -> torch.Tensor:
     """``(V, 1, k, 1, ...)`` float tensor of per-view values, ``dims`` dimensions in all."""
     table = torch.tensor(values, dtype=torch.float32)
     return table.view(len(values), 1, table.shape[1], *(1,) * (dims - 3))
@@ -80,8 +80,10 @@ class ViewGroup(nn.Module):
     factor_span: torch.Tensor
     sigma_low: torch.Tensor
     sigma_span: torch.Tensor
-    luma: torch.Tensor
+    grey: torch.Tensor
+    identity: torch.Tensor
     hue_offsets: torch.Tensor
+    blur_exponents: torch.Tensor
 
     def __init__(self, pipelines: Sequence[DictConfig], channels: int) -> None:
         super().__init__()
@@ -116,10 +118,11 @@ class ViewGroup(nn.Module):
             [[p.gaussian_blur.sigma_min] for p in pipelines]), False)
         self.register_buffer("sigma_span", _per_view(
             [[p.gaussian_blur.sigma_max - p.gaussian_blur.sigma_min] for p in pipelines]), False)
-        self.register_buffer("luma", torch.tensor(LUMA).view(3, 1, 1), False)
-        self.register_buffer("hue_offsets", torch.tensor([HUE_FROM_MAX, HUE_TO_CHANNEL])
-                             .view(2, 3, 1, 1), False)
-        self.blur_size = blur_kernel_size(self.size)
+        self.register_buffer("grey", grey_matrix(channels), False)
+        self.register_buffer("identity", torch.eye(channels), False)
+        self.register_buffer("hue_offsets", hue_offsets(), False)
+        self.register_buffer("blur_exponents",
+                             gaussian_exponents(blur_kernel_size(self.size)), False)
 
     def _geometry(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W)`` → ``(V, B, C, size, size)`` cropped, resized and flipped views."""
@@ -146,27 +149,33 @@ class ViewGroup(nn.Module):
         views = self._geometry(x)
         if not self.steps:
             return views
-        u = torch.rand(self.views, x.shape[0], len(self.steps) + sum(self.extra_draws), 1, 1,
-                       device=x.device)
-        runs, *extra = u.split([len(self.steps), *self.extra_draws], 2)
-        chosen = dict(zip(self.steps, (runs < self.probabilities).split(1, 2), strict=True))
+        count, batch, channels, side = *views.shape[:3], self.size
+        steps = len(self.steps)
+        u = torch.rand(count, batch, steps + sum(self.extra_draws), device=x.device)
+        runs, *extra = u.split([steps, *self.extra_draws], -1)
+        chosen = dict(zip(self.steps, (runs < self.probabilities).view(-1, steps, 1).split(1, 1),
+                          strict=True))
         draws = dict(zip([s for s in self.steps if s in EXTRA_DRAWS], extra, strict=True))
+        # Colour steps see each view as (N, C, P): one channel vector per pixel.
+        pixels = views.view(count * batch, channels, side * side)
         if "jitter" in chosen:
-            factors, keys = draws["jitter"].split(4, 2)
-            views = colour_jitter(views, torch.addcmul(self.factor_low, self.factor_span, factors),
-                                  keys,
-                                  chosen["jitter"], self.luma,
-                                  self.hue_offsets if self.hue else None)
+            factors, keys = draws["jitter"].split(4, -1)
+            factors = torch.addcmul(self.factor_low, self.factor_span, factors)
+            pixels = colour_jitter(pixels, factors.view(-1, 4), keys.reshape(-1, 4),
+                                   chosen["jitter"], self.grey, self.identity,
+                                   self.hue_offsets if self.hue else None)
         if "grayscale" in chosen:
-            views = torch.where(chosen["grayscale"], grayscale(views, self.luma), views)
+            pixels = grayscale(pixels, chosen["grayscale"], self.grey, self.identity)
         if "blur" in chosen:
             sigma = torch.addcmul(self.sigma_low, self.sigma_span, draws["blur"])
-            views = gaussian_blur(views, sigma, chosen["blur"], self.blur_size)
+            pixels = gaussian_blur(pixels, sigma.view(-1, 1, 1), chosen["blur"],
+                                   self.blur_exponents, side)
         if "solarize" in chosen:
-            views = solarize(views, chosen["solarize"])
+            pixels = solarize(pixels, chosen["solarize"])
         if "equalize" in chosen:
-            views = torch.where(chosen["equalize"], TF.equalize(views), views)
-        return views
+            planes = pixels.view(-1, channels, side, side)
+            pixels = torch.where(chosen["equalize"], TF.equalize(planes).flatten(2), pixels)
+        return pixels.view(count, batch, channels, side, side)
 
 
 class Normalize(nn.Module):

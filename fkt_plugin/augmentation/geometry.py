@@ -67,16 +67,16 @@ def crop_boxes(u_area: torch.Tensor, u_ratio: torch.Tensor, u_position: torch.Te
     sizes = torch.add(exponent, share.log_().unsqueeze(-1), alpha=0.5).exp_().round_()
     fallback = torch.linspace(*fallback_box(height, width), 2, device=device)
     sizes = torch.cat([sizes, fallback.expand(*sizes.shape[:-2], 1, 2)], -2)
-    room = torch.linspace(width + 1, height + 1, 2, device=device) - sizes
-    fits = (room >= 1).all(-1)
+    # A crop fits if it leaves room to start at one position at least.
+    limit = torch.linspace(width + 1, height + 1, 2, device=device)
+    fits = (sizes < limit).all(-1)
     if round(math.sqrt(min_scale * height * width * RATIO[0])) < 1:
         fits = fits & (sizes >= 1).all(-1)
-    first = fits.to(torch.uint8).argmax(-1, keepdim=True)
-    index = first.unsqueeze(-1).expand(*first.shape, 2)
-    size, room = sizes.gather(-2, index).squeeze(-2), room.gather(-2, index).squeeze(-2)
+    first = fits.max(-1, keepdim=True).indices
+    size = sizes.gather(-2, first.unsqueeze(-1).expand(*first.shape, 2)).squeeze(-2)
     # The fallback is centred: floor(u * room) with u just under 1/2 is (room - 1) // 2.
     position = torch.where(first == TRIES, 0.5 - 1e-6, u_position)
-    return (position * room).floor_(), size
+    return (position * (limit - size)).floor_(), size
 
 
 def resampling_weights(start: torch.Tensor, size: torch.Tensor, flip: torch.Tensor, out: int,
@@ -99,21 +99,23 @@ def resampling_weights(start: torch.Tensor, size: torch.Tensor, flip: torch.Tens
     """
     device = size.device
     side = size.unsqueeze(-1)
-    # Output pixel centres as shares of the crop, reversed for a flip, then in pixels, clamped to
-    # the outer pixels' centres so that an enlarged crop's edge repeats its last pixel, as
-    # torchvision's does.
-    share = torch.arange(0.5, out, device=device) / out
-    share = torch.where(flip.unsqueeze(-1), 1 - share, share)
-    centre = torch.minimum((share * side).clamp_(min=0.5), side - 0.5) + start.unsqueeze(-1)
+    # Output pixel centres in the crop's pixels (exact when the crop is not resized), reversed
+    # for a flip, clamped to the outer pixels' centres so that an enlarged crop's edge repeats
+    # its last pixel, as torchvision's does.
+    centre = torch.arange(0.5, out, device=device) * (side / out)
+    centre = torch.where(flip.unsqueeze(-1), side - centre, centre)
+    centre = torch.minimum(centre.clamp_(min=0.5), side - 0.5) + start.unsqueeze(-1)
     distance = torch.arange(0.5, length, device=device) - centre.unsqueeze(-1)
+    if length <= out:
+        # No crop is shrunk: bilinear weights, two taps inside the crop summing to 1.
+        return (1 - distance.abs_()).clamp_(min=0)
     # The triangle's height does not matter: each row is normalised.
     support = (side / out).clamp_(min=1).unsqueeze(-1)
     weights = (support - distance.abs_()).clamp_(min=0)
-    if length > out:
-        # A shrunk crop's filter reaches past its edge: those pixels are not the crop's.
-        pixel = torch.arange(length, device=device)
-        inside = (pixel >= start.unsqueeze(-1)) & (pixel < (start + size).unsqueeze(-1))
-        weights = weights * inside.unsqueeze(-2)
+    # A shrunk crop's filter reaches past its edge: those pixels are not the crop's.
+    pixel = torch.arange(length, device=device)
+    inside = (pixel >= start.unsqueeze(-1)) & (pixel < (start + size).unsqueeze(-1))
+    weights = weights * inside.unsqueeze(-2)
     return weights / weights.sum(-1, keepdim=True)
 
 

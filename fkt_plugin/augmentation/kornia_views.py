@@ -15,7 +15,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from fkt_plugin.augmentation.colour import HUE_FROM_MAX, HUE_TO_CHANNEL, LUMA, colour_jitter
+from fkt_plugin.augmentation.colour import colour_jitter, grey_matrix, hue_offsets
 from fkt_plugin.augmentation.engine import Normalize
 from fkt_plugin.augmentation.schema import blur_kernel_size, count_views
 
@@ -27,28 +27,30 @@ class ColourJitter(nn.Module):
 
     low: torch.Tensor
     span: torch.Tensor
-    luma: torch.Tensor
+    grey: torch.Tensor
+    identity: torch.Tensor
     offsets: torch.Tensor
 
     def __init__(self, brightness: float = 0.0, contrast: float = 0.0, saturation: float = 0.0,
-                 hue: float = 0.0, p: float = 1.0) -> None:
+                 hue: float = 0.0, p: float = 1.0, channels: int = 3) -> None:
         super().__init__()
         low = [max(0.0, 1 - brightness), max(0.0, 1 - contrast), max(0.0, 1 - saturation),
                -6 * hue]
         high = [1 + brightness, 1 + contrast, 1 + saturation, 6 * hue]
-        self.register_buffer("low", torch.tensor(low).view(4, 1, 1), False)
-        self.register_buffer("span", torch.tensor(high).view(4, 1, 1) - self.low, False)
-        self.register_buffer("luma", torch.tensor(LUMA).view(3, 1, 1), False)
-        self.register_buffer("offsets", torch.tensor([HUE_FROM_MAX, HUE_TO_CHANNEL])
-                             .view(2, 3, 1, 1), False)
+        self.register_buffer("low", torch.tensor(low), False)
+        self.register_buffer("span", torch.tensor(high) - self.low, False)
+        self.register_buffer("grey", grey_matrix(channels), False)
+        self.register_buffer("identity", torch.eye(channels), False)
+        self.register_buffer("offsets", hue_offsets(), False)
         self.hue = hue > 0
         self.p = p
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        factors, keys, apply = torch.rand(x.shape[0], 9, 1, 1, device=x.device).split([4, 4, 1],
-                                                                                        1)
-        return colour_jitter(x, self.low + self.span * factors, keys, apply < self.p, self.luma,
-                             self.offsets if self.hue else None)
+        factors, keys, apply = torch.rand(x.shape[0], 9, device=x.device).split([4, 4, 1], 1)
+        out = colour_jitter(x.flatten(2), torch.addcmul(self.low, self.span, factors), keys,
+                            (apply < self.p).view(-1, 1, 1), self.grey, self.identity,
+                            self.offsets if self.hue else None)
+        return out.view(x.shape)
 
 
 def build_view_transform(pipe: DictConfig, num_channels: int) -> nn.Sequential:
@@ -75,7 +77,7 @@ def build_view_transform(pipe: DictConfig, num_channels: int) -> nn.Sequential:
         # torchvision's formulas (not kornia's ColorJiggle, whose brightness is additive), with
         # a closed-form hue shift; grey images skip saturation and hue.
         ops.append(ColourJitter(jitter.brightness, jitter.contrast, jitter.saturation,
-                                jitter.hue, p=jitter.prob))
+                                jitter.hue, p=jitter.prob, channels=num_channels))
     if pipe.grayscale.prob > 0 and num_channels == 3:
         ops.append(K.RandomGrayscale(p=pipe.grayscale.prob))
     if pipe.gaussian_blur.prob > 0:

@@ -58,18 +58,23 @@ def fake_cuda_ops(engine: DeviceAugmentation, batch: int, side: int, channels: i
         return count_ops(engine, images)
 
 
-@pytest.mark.parametrize(("recipe", "views"), [("cifar10/simclr", 2), ("cifar10/byol", 2),
-                                                ("cifar10/fkt_joint", 3), ("stl10/simclr", 2),
-                                                ("stl10/byol", 2), ("intel/fkt_joint", 3)])
-def test_a_batch_is_a_fixed_small_number_of_ops_with_no_sync(recipe: str, views: int) -> None:
+# (recipe, most aten ops per batch): 32 px views within 150; blur (96 px) and shrunk crops
+# (Intel's 150 px images to 128 px crops) cost their ops on top.
+BUDGETS = [("cifar10/simclr", 150), ("cifar10/byol", 150), ("cifar10/fkt_joint", 150),
+           ("cifar10/mvmr", 150), ("stl10/simclr", 170), ("stl10/byol", 170),
+           ("intel/fkt_joint", 185)]
+
+
+@pytest.mark.parametrize(("recipe", "budget"), BUDGETS)
+def test_a_batch_is_a_fixed_small_number_of_ops_with_no_sync(recipe: str, budget: int) -> None:
     pipes, side, _ = recipe_views(PRETRAIN_RECIPES / f"{recipe}.yaml")
     engine = DeviceAugmentation(pipes, [0.5] * 3, [0.25] * 3)
     small, large = fake_cuda_ops(engine, 256, side), fake_cuda_ops(engine, 1024, side)
     assert small.syncing == [] and large.syncing == []
     assert small.ops == large.ops  # the same ops whatever the batch size
-    # Views of one crop size are made together: 2 or 3 views cost what 2 do, about 130-155
-    # kernel launches (docs/results/performance/README.md lists every recipe's counts).
-    assert small.kernels <= 160 and small.total <= 200
+    # Views of one crop size are made together: fkt_joint's 3 views cost what SimCLR's 2 do
+    # (docs/results/performance/README.md lists every recipe's counts).
+    assert small.total <= budget
     # kornia's containers dispatch thousands of ops for the same views, growing with the batch.
     kornia = KorniaAugmentation(pipes, [0.5] * 3, [0.25] * 3, cpu_chunk_pixels=2**40)
     images = torch.randint(0, 256, (256, 3, side, side), dtype=torch.uint8)

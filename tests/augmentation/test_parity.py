@@ -23,12 +23,11 @@ from torchvision.transforms.v2 import functional as TF
 
 from fkt_plugin.augmentation import DeviceAugmentation, PerImageViews, parse_pipelines
 from fkt_plugin.augmentation import engine as engine_module
-from fkt_plugin.augmentation.blur import gaussian_blur
+from fkt_plugin.augmentation.blur import gaussian_blur, gaussian_exponents
 from fkt_plugin.augmentation.colour import (
-    HUE_FROM_MAX,
-    HUE_TO_CHANNEL,
-    LUMA,
     colour_jitter,
+    grey_matrix,
+    hue_offsets,
     jitter_order,
     shift_hue,
     solarize,
@@ -42,8 +41,15 @@ STRONG = {"crop_size": 32, "rrc": {"crop_min_scale": 0.08},
                            "hue": 0.1},
           "grayscale": {"prob": 0.2}, "gaussian_blur": {"prob": 0.5},
           "solarization": {"prob": 0.2}, "horizontal_flip": {"prob": 0.5}}
-LUMA_T = torch.tensor(LUMA).view(3, 1, 1)
-OFFSETS = torch.tensor([HUE_FROM_MAX, HUE_TO_CHANNEL]).view(2, 3, 1, 1)
+GREY, IDENTITY, OFFSETS = grey_matrix(3), torch.eye(3), hue_offsets()
+
+
+def jitter(images: torch.Tensor, factors: torch.Tensor, keys: torch.Tensor, apply: torch.Tensor,
+           hue: bool) -> torch.Tensor:
+    """:func:`colour_jitter` on ``(N, 3, H, W)`` images."""
+    out = colour_jitter(images.flatten(2), factors, keys, apply.view(-1, 1, 1), GREY, IDENTITY,
+                        OFFSETS if hue else None)
+    return out.view(images.shape)
 
 
 def ks_limit(n: int, m: int) -> float:
@@ -139,34 +145,33 @@ ADJUST = [TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation, TF.adj
 def test_colour_jitter_equals_torchvision_steps_in_each_images_order(hue: bool) -> None:
     images = random_order_images()
     torch.manual_seed(4)
-    factors = torch.rand(len(images), 4, 1, 1) * torch.tensor([1.2, 1.2, 1.2, 0.0]).view(4, 1, 1)
-    factors += torch.tensor([0.4, 0.4, 0.4, 0.0]).view(4, 1, 1)
+    factors = torch.rand(len(images), 4) * torch.tensor([1.2, 1.2, 1.2, 0.0])
+    factors += torch.tensor([0.4, 0.4, 0.4, 0.0])
     turns = (torch.rand(len(images)) - 0.5) if hue else torch.zeros(len(images))
-    factors[:, 3, 0, 0] = 6 * turns
-    keys = torch.rand(len(images), 4, 1, 1)
-    apply = (torch.arange(len(images)) % 5 != 0).view(-1, 1, 1, 1)
-    out = colour_jitter(images, factors, keys, apply, LUMA_T, OFFSETS if hue else None)
+    factors[:, 3] = 6 * turns
+    keys = torch.rand(len(images), 4)
+    apply = torch.arange(len(images)) % 5 != 0
+    out = jitter(images, factors, keys, apply, hue)
     expected = []
     for image, f, k, a, t in zip(images, factors, keys, apply, turns, strict=True):
-        order = k.flatten().argsort().tolist() if hue else k.flatten()[:3].argsort().tolist()
+        order = k.argsort().tolist() if hue else k[:3].argsort().tolist()
         for step in order if bool(a) else []:
             image = ADJUST[step](image, float(t) if step == 3 else float(f[step]))
         expected.append(image)
     torch.testing.assert_close(out, torch.stack(expected), atol=1e-4, rtol=0)
     # The order matters: one fixed order for every image is told apart.
-    fixed = colour_jitter(images, factors, torch.arange(4.0).expand(len(images), 4)
-                          .reshape(-1, 4, 1, 1), apply, LUMA_T, OFFSETS if hue else None)
+    fixed = jitter(images, factors, torch.arange(4.0).expand(len(images), 4), apply, hue)
     assert float((fixed - out).abs().max()) > 1e-2
 
 
 def test_jitter_orders_are_uniform_per_image() -> None:
     torch.manual_seed(5)
-    keys = torch.rand(24 * 400, 4, 1, 1)
+    keys = torch.rand(24 * 400, 4)
     steps, before_hue = jitter_order(keys, hue=True)
     assert before_hue is not None
-    hue_position = before_hue.sum((1, 2, 3))
+    hue_position = before_hue.sum(1)
     orders = [tuple(s[:p]) + (3,) + tuple(s[p:])
-              for s, p in zip(steps.flatten(1).tolist(), hue_position.tolist(), strict=True)]
+              for s, p in zip(steps.tolist(), hue_position.tolist(), strict=True)]
     counts = [orders.count(order) for order in itertools.permutations(range(4))]
     assert chisquare(counts).pvalue > 1e-3  # 24 orders, equally often
     assert chisquare([*counts[:23], counts[23] + 200]).pvalue < 1e-3  # a biased draw fails
@@ -175,7 +180,7 @@ def test_jitter_orders_are_uniform_per_image() -> None:
 def test_hue_shift_equals_torchvision() -> None:
     images = random_order_images()
     turns = torch.linspace(-0.5, 0.5, len(images))
-    out = shift_hue(images, 6 * turns.view(-1, 1, 1, 1), OFFSETS)
+    out = shift_hue(images.flatten(2), 6 * turns.view(-1, 1, 1), OFFSETS).view(images.shape)
     expected = torch.stack([TF.adjust_hue(i, float(t)) for i, t in zip(images, turns,
                                                                         strict=True)])
     torch.testing.assert_close(out, expected, atol=1e-4, rtol=0)
@@ -203,7 +208,7 @@ def test_jitter_factors_are_drawn_as_torchvision_draws_them(
     group(torch.rand(N, 3, 8, 8))
     _, factors, _, apply, *_ = calls[0]
     index = ["brightness", "contrast", "saturation", "hue"].index(factor)
-    drawn = factors[0, :, index].flatten() / (6 if factor == "hue" else 1)
+    drawn = factors[:, index] / (6 if factor == "hue" else 1)
     reference_op = v2.ColorJitter(0.4, 0.4, 0.2, 0.1)
     reference = [float(reference_op.make_params([torch.zeros(3, 8, 8)])[f"{factor}_factor"])
                  for _ in range(N)]
@@ -218,7 +223,8 @@ def test_blur_sigma_and_kernel_match_torchvision(monkeypatch: pytest.MonkeyPatch
     group = ViewGroup(parse_pipelines([STRONG]), 3)
     torch.manual_seed(5)
     group(torch.rand(N, 3, 8, 8))
-    _, sigma, apply, kernel_size = calls[0]
+    _, sigma, apply, exponents, _ = calls[0]
+    kernel_size = len(exponents)
     reference = v2.GaussianBlur(kernel_size, sigma=(0.1, 2.0))
     drawn = [reference.make_params([torch.zeros(3, 32, 32)])["sigma"][0] for _ in range(N)]
     assert not differ(sigma.flatten(), drawn)
@@ -226,9 +232,10 @@ def test_blur_sigma_and_kernel_match_torchvision(monkeypatch: pytest.MonkeyPatch
     assert kernel_size == 5  # odd, ~10% of the 32 px crop
     assert float(apply.float().mean()) == pytest.approx(0.5, abs=0.03)
     images = smooth_images(8)
-    sigmas = torch.linspace(0.1, 2.0, 8).view(-1, 1, 1, 1)
-    chosen = (torch.arange(8) % 3 != 0).view(-1, 1, 1, 1)
-    out = gaussian_blur(images, sigmas, chosen, 5)
+    sigmas = torch.linspace(0.1, 2.0, 8).view(-1, 1, 1)
+    chosen = (torch.arange(8) % 3 != 0).view(-1, 1, 1)
+    out = gaussian_blur(images.flatten(2), sigmas, chosen, gaussian_exponents(5), 32).view(
+        images.shape)
     expected = torch.stack([TF.gaussian_blur(i, [5, 5], [float(s)] * 2) if bool(c) else i
                             for i, s, c in zip(images, sigmas.flatten(), chosen, strict=True)])
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
@@ -245,7 +252,7 @@ def test_grayscale_solarization_and_equalization_match_torchvision() -> None:
     assert float((grey - images.mean(1, keepdim=True)).abs().max()) > 1e-2  # not an average
     values = torch.arange(256, dtype=torch.uint8).view(1, 1, 16, 16).expand(2, 3, 16, 16)
     chosen = torch.tensor([True, False]).view(2, 1, 1, 1)
-    out = solarize(values.float() / 255, chosen)
+    out = solarize(values.float() / 255, chosen)  # any layout: elementwise
     torch.testing.assert_close(out[0], TF.solarize(values[0], 128).float() / 255)
     assert torch.equal(out[1], values[1].float() / 255)
     equalize = {**pipeline, "grayscale": {"prob": 0.0}, "equalization": {"prob": 1.0}}

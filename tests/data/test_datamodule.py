@@ -178,25 +178,29 @@ def test_labelled_share_is_validated(make_cfg) -> None:
 def _first_training_batch(dm: FKTDataModule) -> tuple[torch.Tensor, list[torch.Tensor],
                                                        torch.Tensor]:
     idx, views, targets = next(iter(dm.train_dataloader()))
-    if dm.backend == "kornia":
+    if dm.backend != "torchvision":
         dm.trainer = _Trainer(training=True)
         idx, views, targets = dm.on_after_batch_transfer((idx, views, targets), 0)
     return idx, views, targets
 
 
-def test_both_backends_make_the_same_batch_layout(fmnist_dir: Path) -> None:
+def test_every_backend_makes_the_same_batch_layout(fmnist_dir: Path) -> None:
     batches = {}
-    for backend in ("kornia", "torchvision"):
+    for backend in ("fused", "kornia", "torchvision"):
         torch.manual_seed(0)
         batches[backend] = _first_training_batch(
-            _datamodule(fmnist_dir, backend=backend, num_workers=2, seed=3))
-    (k_idx, k_views, k_targets), (t_idx, t_views, t_targets) = batches.values()
+            _datamodule(fmnist_dir, backend=backend, num_workers=2 * (backend == "torchvision"),
+                        seed=3))
+    (f_idx, f_views, f_targets), (k_idx, k_views, k_targets), (t_idx, t_views, t_targets) = (
+        batches.values())
     assert torch.equal(k_idx, t_idx) and torch.equal(k_targets, t_targets)  # same sampler
-    assert [(v.shape, v.dtype) for v in k_views] == [(v.shape, v.dtype) for v in t_views]
+    assert torch.equal(f_idx, t_idx) and torch.equal(f_targets, t_targets)
+    assert ([(v.shape, v.dtype) for v in f_views] == [(v.shape, v.dtype) for v in k_views]
+            == [(v.shape, v.dtype) for v in t_views])
     dm = _datamodule(fmnist_dir)
     mean, std = dm.dataset.mean[0], dm.dataset.std[0]
     low, high = -mean / std, (1 - mean) / std
-    for views in (k_views, t_views):
+    for views in (f_views, k_views, t_views):
         assert all(low - 1e-4 <= float(v.min()) and float(v.max()) <= high + 1e-4 for v in views)
         assert all(float(v.max()) > 0.5 * high for v in views)  # not squashed into a corner
 
@@ -216,5 +220,5 @@ def test_torchvision_backend_views_are_fixed_by_the_seed(fmnist_dir: Path) -> No
 
 def test_unknown_backend_lists_the_known_ones(make_cfg) -> None:
     with pytest.raises(ConfigError, match=r"augmentation_backend='dali' is unknown; use one of "
-                                          r"kornia, torchvision"):
+                                          r"fused, kornia, torchvision"):
         make_cfg("fkt_joint", "++data.augmentation_backend=dali")
