@@ -106,6 +106,12 @@ def require_choice(value: Any, name: str, choices: tuple[str, ...]) -> None:
         raise ConfigError(f"{name}={value!r} is unknown; use one of {', '.join(choices)}")
 
 
+def require_auto_or_bool(value: Any, name: str) -> None:
+    """Raises :class:`ConfigError` unless ``value`` is ``"auto"``, ``True`` or ``False``."""
+    if not (value == "auto" or isinstance(value, bool)):
+        raise ConfigError(f"{name}={value!r} is unknown; use one of auto, true, false")
+
+
 def epochs_for(value: Any, fraction: float, key: str) -> int:
     """Resolves an epochs setting that is an int or a mapping label fraction → int."""
     if isinstance(value, Mapping):

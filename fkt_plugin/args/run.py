@@ -17,7 +17,7 @@ from omegaconf import DictConfig, ListConfig, open_dict
 
 from fkt_plugin.args.solo_lars import translate_solo_lars_kwargs
 from fkt_plugin.augmentation import parse_pipelines
-from fkt_plugin.augmentation.schema import BACKENDS
+from fkt_plugin.augmentation.schema import BACKENDS, check_device_resident
 from fkt_plugin.backbones import backbone_builder
 from fkt_plugin.config import (
     fill_defaults,
@@ -56,6 +56,9 @@ RUN_DEFAULTS: dict[str, Any] = {
         # kornia: by kornia's containers; torchvision: per image in the loader workers
         # (solo-learn's way); the last two for comparison on the same recipe.
         "augmentation_backend": "fused",
+        # auto: training images kept on the GPU when they take under a quarter of its free
+        # memory (each batch read there: no loader work, no host-to-device copy); true, false.
+        "device_resident": "auto",
         # null: pin host memory when CUDA is available.
         "pin_memory": None,
         "persistent_workers": True,
@@ -214,6 +217,7 @@ def _check_data(data: DictConfig) -> None:
     if data.image_size is not None:
         require_positive_int(data.image_size, "data.image_size")
     require_choice(data.augmentation_backend, "data.augmentation_backend", BACKENDS)
+    check_device_resident(data.device_resident, data.augmentation_backend)
     if data.labelled_share is not None:
         require_in_range(data.labelled_share, "data.labelled_share", 0.0, 1.0, low_open=True)
     require_choice(data.batch_sampler, "data.batch_sampler", BATCH_SAMPLERS)

@@ -15,13 +15,33 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig
 
-from fkt_plugin.config import fill_defaults, mapping_copy, require_in_range, unknown_keys
+from fkt_plugin.config import (
+    fill_defaults,
+    mapping_copy,
+    require_auto_or_bool,
+    require_in_range,
+    unknown_keys,
+)
 from fkt_plugin.errors import ConfigError
 
 # fused: the view engine, batches on the training device with no host-device synchronisation;
 # kornia: kornia's augmentation containers on the device (for comparison; the committed studies
 # ran it); torchvision: per image in DataLoader workers (solo-learn's and lightly's way).
 BACKENDS = ("fused", "kornia", "torchvision")
+
+
+def check_device_resident(value: Any, backend: str) -> None:
+    """Validates ``data.device_resident`` (``auto``, true or false) against the backend.
+
+    Raises:
+        ConfigError: An unknown value, or true with the torchvision backend.
+    """
+    require_auto_or_bool(value, "data.device_resident")
+    if value is True and backend == "torchvision":
+        raise ConfigError("data.device_resident=true keeps the images on the device for the "
+                          "device backends, but data.augmentation_backend=torchvision makes views "
+                          "in loader workers from host images: set data.device_resident=auto, or "
+                          "a device backend (fused)")
 
 PIPELINE_DEFAULTS: dict[str, Any] = {
     "rrc": {"enabled": True, "crop_min_scale": 0.08, "crop_max_scale": 1.0},

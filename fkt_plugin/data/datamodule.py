@@ -9,6 +9,7 @@ backend loader workers make each image's views on the CPU, as solo-learn and lig
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -25,11 +26,15 @@ from fkt_plugin.augmentation import (
     KorniaAugmentation,
     PerImageViews,
 )
-from fkt_plugin.augmentation.schema import BACKENDS, parse_pipelines
+from fkt_plugin.augmentation.schema import BACKENDS, check_device_resident, parse_pipelines
 from fkt_plugin.config import require_choice
 from fkt_plugin.data.dataset import ImageDataset, ImageSplit
 from fkt_plugin.data.samplers import GuidedBatchSampler, TrainBatchSampler
 from fkt_plugin.data.splits import VAL_LABELS, carve_labels
+
+# The share of a GPU's free memory under which data.device_resident=auto keeps the training
+# images on it.
+RESIDENT_SHARE = 0.25
 
 
 class IndexedBatches(Dataset):
@@ -48,6 +53,21 @@ class IndexedBatches(Dataset):
                                                             torch.Tensor]:
         index = torch.as_tensor(indices, dtype=torch.int64)
         return index, self.split.read(index), self.split.targets[index]
+
+
+class IndexBatches(Dataset):
+    """Serves whole batches as positions only: ``dataset[[i, j, ...]] -> (idx, targets)``, for
+    training images kept on the device (``data.device_resident``), which are read there."""
+
+    def __init__(self, split: ImageSplit) -> None:
+        self.split = split
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        index = torch.as_tensor(indices, dtype=torch.int64)
+        return index, self.split.targets[index]
 
 
 class AugmentedImages(Dataset):
@@ -118,12 +138,19 @@ class FKTDataModule(pl.LightningDataModule):
             training batches are then G-SimCLR's guided ones (:class:`GuidedBatchSampler`).
         val_labels: ``budget`` (validation labels count toward ``label_fraction``), ``extra``
             or ``none`` (no validation split).
+        device_resident: Keep the training images on the training device, read each batch there
+            (no host-to-device image copy, no loader work): ``True``, ``False``, or ``"auto"``
+            (on a CUDA device, when they take under :data:`RESIDENT_SHARE` of its free memory).
+            Device backends only.
+        compile_views: ``torch.compile`` the view engine as one graph (``performance.compile``),
+            with ``compile_mode`` (``reduce-overhead``: a CUDA graph).
 
     Attributes:
         labels: Labels the run uses: ``{"train": ..., "val": ..., "total": ...}``.
 
     Raises:
-        ConfigError: ``backend`` is unknown.
+        ConfigError: ``backend`` is unknown, or ``device_resident=True`` with the torchvision
+            backend.
     """
 
     def __init__(self, dataset: ImageDataset, pipelines: Sequence[DictConfig], batch_size: int,
@@ -131,10 +158,15 @@ class FKTDataModule(pl.LightningDataModule):
                  labelled_only: bool = False, num_workers: int = 0,
                  labelled_share: float | None = None, backend: str = "fused", seed: int = 0,
                  pin_memory: bool | None = None, persistent_workers: bool = True,
-                 clusters: torch.Tensor | None = None, val_labels: str = "budget") -> None:
+                 clusters: torch.Tensor | None = None, val_labels: str = "budget",
+                 device_resident: bool | str = "auto", compile_views: bool = False,
+                 compile_mode: str | None = None) -> None:
         super().__init__()
         require_choice(backend, "data.augmentation_backend", BACKENDS)
         require_choice(val_labels, "data.val_labels", VAL_LABELS)
+        check_device_resident(device_resident, backend)
+        self.device_resident = device_resident
+        self.resident_images: torch.Tensor | None = None
         if backend == "torchvision" and num_workers == 0:
             warnings.warn("data.augmentation_backend=torchvision with data.num_workers=0 "
                           "augments every image in the training process; set data.num_workers "
@@ -149,6 +181,10 @@ class FKTDataModule(pl.LightningDataModule):
         self.persistent_workers = persistent_workers and num_workers > 0
         self.augment: nn.Module = (KorniaAugmentation if backend == "kornia" else
                                    DeviceAugmentation)(pipelines, dataset.mean, dataset.std)
+        # The engine's forward as one graph; the module stays the plain one (its buffers move
+        # with .to() as before).
+        self.make_views = (torch.compile(self.augment, fullgraph=True, mode=compile_mode)
+                           if compile_views and backend == "fused" else self.augment)
         self.per_image_views = PerImageViews(pipelines, dataset.mean, dataset.std)
         self.eval_transform = EvalTransform(int(pipelines[0].crop_size), dataset.mean,
                                             dataset.std)
@@ -182,7 +218,9 @@ class FKTDataModule(pl.LightningDataModule):
                    backend=cfg.data.augmentation_backend, seed=cfg.seed,
                    pin_memory=cfg.data.pin_memory,
                    persistent_workers=cfg.data.persistent_workers, clusters=clusters,
-                   val_labels=cfg.data.val_labels)
+                   val_labels=cfg.data.val_labels, device_resident=cfg.data.device_resident,
+                   compile_views=cfg.performance.compile,
+                   compile_mode=cfg.performance.compile_mode)
 
     @property
     def labelled_train(self) -> ImageSplit:
@@ -224,8 +262,26 @@ class FKTDataModule(pl.LightningDataModule):
         if self.backend == "torchvision":
             return DataLoader(AugmentedImages(self.train, self.per_image_views),
                               batch_sampler=batches, **self._loader_options())
+        device = (self.trainer.strategy.root_device if self.trainer is not None
+                  else torch.device("cpu"))
+        if self._resident_on(device):
+            if self.resident_images is None or self.resident_images.device != device:
+                self.resident_images = self.train.read(slice(None)).to(device)
+            return DataLoader(IndexBatches(self.train), batch_size=None, sampler=batches,
+                              **self._loader_options())
         return DataLoader(IndexedBatches(self.train), batch_size=None, sampler=batches,
                           **self._loader_options())
+
+    def _resident_on(self, device: torch.device) -> bool:
+        """Whether the training images live on ``device`` (``data.device_resident``)."""
+        if self.backend == "torchvision" or self.device_resident is False:
+            return False
+        if self.device_resident is True:
+            return True
+        if device.type != "cuda":
+            return False
+        free, _ = torch.cuda.mem_get_info(device)
+        return len(self.train) * math.prod(self.train.image_shape) < RESIDENT_SHARE * free
 
     def val_dataloader(self) -> DataLoader | list[DataLoader]:
         # No validation split (data.val_labels=none): Lightning skips validation.
@@ -240,9 +296,16 @@ class FKTDataModule(pl.LightningDataModule):
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Makes views (training) or evaluation inputs on the device the batch now lives on."""
-        idx, images, targets = batch
         if self.trainer is not None and self.trainer.training:
             if self.backend == "torchvision":
                 return batch  # the loader workers made the views already
-            return idx, self.augment.to(images.device)(images), targets
+            if len(batch) == 2:  # positions of device-resident images (IndexBatches)
+                idx, targets = batch
+                assert self.resident_images is not None
+                images = self.resident_images[idx.to(self.resident_images.device)]
+            else:
+                idx, images, targets = batch
+            self.augment.to(images.device)
+            return idx, self.make_views(images), targets
+        _, images, targets = batch
         return self.eval_transform.to(images.device)(images), targets

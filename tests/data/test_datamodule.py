@@ -222,3 +222,50 @@ def test_unknown_backend_lists_the_known_ones(make_cfg) -> None:
     with pytest.raises(ConfigError, match=r"augmentation_backend='dali' is unknown; use one of "
                                           r"fused, kornia, torchvision"):
         make_cfg("fkt_joint", "++data.augmentation_backend=dali")
+
+
+def test_device_resident_images_give_the_batches_and_views_of_host_images(
+        fmnist_dir: Path) -> None:
+    made = {}
+    for resident in (True, False):
+        dm = _datamodule(fmnist_dir, device_resident=resident, seed=4)
+        batch = next(iter(dm.train_dataloader()))
+        # Resident: the loader serves positions only; the images are read on the device.
+        assert len(batch) == (2 if resident else 3)
+        assert (dm.resident_images is not None) == resident
+        dm.trainer = _Trainer(training=True)
+        torch.manual_seed(5)
+        made[resident] = dm.on_after_batch_transfer(batch, 0)
+    (idx, views, targets), (host_idx, host_views, host_targets) = made.values()
+    assert torch.equal(idx, host_idx) and torch.equal(targets, host_targets)
+    assert all(torch.equal(a, b) for a, b in zip(views, host_views, strict=True))
+
+
+def test_auto_residency_stays_on_the_host_without_a_gpu(fmnist_dir: Path) -> None:
+    dm = _datamodule(fmnist_dir)
+    assert len(next(iter(dm.train_dataloader()))) == 3 and dm.resident_images is None
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["data.device_resident=maybe"], r"data.device_resident='maybe' is unknown; use one of "
+                                     r"auto, true, false"),
+    (["data.device_resident=true", "data.augmentation_backend=torchvision"],
+     r"data.augmentation_backend=torchvision makes views in loader workers.*"
+     r"data.device_resident=auto"),
+])
+def test_bad_residency_is_named(make_cfg, overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        make_cfg("fkt_joint", *overrides)
+
+
+def test_performance_compile_compiles_the_fused_engine_as_one_graph(make_cfg,
+                                                                   fmnist_dir: Path) -> None:
+    cfg = make_cfg("fkt_joint", "++performance.compile=true")
+    dataset = load_dataset("fashion_mnist", str(fmnist_dir))
+    fused = FKTDataModule.from_cfg(cfg, dataset, labelled_only=False)
+    assert isinstance(fused.make_views, torch._dynamo.eval_frame.OptimizedModule)
+    assert fused.make_views._orig_mod is fused.augment
+    kornia = FKTDataModule.from_cfg(make_cfg("fkt_joint", "++performance.compile=true",
+                                             "data.augmentation_backend=kornia"),
+                                    dataset, labelled_only=False)
+    assert kornia.make_views is kornia.augment  # kornia's containers break graphs
