@@ -26,10 +26,15 @@ def run(device_name: str, out_dir: Path, command: str) -> None:
     # Each part's command line is this run's, with the part it ran.
     augmentation.run([32, 96, 224], 256, 3, device_name, None,
                      out_dir / "augmentation_gpu_fused.md", f"{command} (views alone)")
-    for size in (32, 96):
-        training.run(["simclr", "fkt_joint"], ["fused", "torchvision"], "resnet18", size, 256,
-                     10, 3, 2, None, "bf16-mixed", device_name,
-                     out_dir / f"training_gpu_bf16_fused_{size}px.md",
-                     f"{command} (training, {size} px)")
     syncs.run(["simclr", "byol", "fkt_joint"], "resnet18", 32, 256, 20, 5, "bf16-mixed",
               device_name, out_dir / "syncs_gpu_fused.md", f"{command} (syncs)")
+    for size, variants in ((32, ["fused", "fused-host", "torchvision"]),
+                           (96, ["fused", "torchvision"])):
+        training.run(["simclr", "fkt_joint"], variants, "resnet18", size, 256, 10, 3, 2, None,
+                     "bf16-mixed", device_name, out_dir / f"training_gpu_bf16_fused_{size}px.md",
+                     f"{command} (training, {size} px)")
+    # Compilation takes minutes per fit: one round of SimCLR, last, so that it cannot cost the
+    # tables above.
+    training.run(["simclr"], ["fused-compiled", "fused"], "resnet18", 32, 256, 20, 10, 1, None,
+                 "bf16-mixed", device_name, out_dir / "training_gpu_bf16_compiled_32px.md",
+                 f"{command} (CUDA graphs, 32 px)")

@@ -38,18 +38,28 @@ from fkt_plugin.data import FKTDataModule, ImageDataset, ImageSplit
 from fkt_plugin.methods import METHODS
 from fkt_plugin.recipes import PRETRAIN_RECIPES, compose_recipe
 
+# Ways of making views that the training benchmark compares: a backend, with the fused engine
+# also measured with its images on the host (no residency) and as one compiled graph with the
+# backbone (performance.compile, CUDA graphs on a GPU).
+VARIANTS = {"fused": [], "fused-host": ["data.device_resident=false"],
+            "fused-compiled": ["++performance.compile=true",
+                               "++performance.compile_mode=reduce-overhead"],
+            "kornia": [], "torchvision": []}
 
-def bench_cfg(method: str, backend: str, backbone: str, batch_size: int, workers: int,
+
+def bench_cfg(method: str, variant: str, backbone: str, batch_size: int, workers: int,
               precision: str, accelerator: str, as_recipe: bool = False) -> DictConfig:
-    """The CIFAR-10 recipe of ``method``, set to the benchmark's backbone, batch and backend.
+    """The CIFAR-10 recipe of ``method``, set to the benchmark's backbone, batch and views
+    (a :data:`VARIANTS` name).
 
     Args:
         as_recipe: Keep the recipe's optimiser and kNN evaluation; otherwise SGD without kNN,
             as the hand-written loop it is compared with does.
     """
     overrides = [f"backbone.name={backbone}", f"optimizer.batch_size={batch_size}",
-                 f"data.augmentation_backend={backend}",
-                 f"data.num_workers={workers if backend == 'torchvision' else 0}",
+                 f"data.augmentation_backend={variant.split('-')[0]}",
+                 f"data.num_workers={workers if variant == 'torchvision' else 0}",
+                 *VARIANTS[variant],
                  f"precision={precision}", f"accelerator={accelerator}", "devices=1",
                  "scheduler.warmup_epochs=0"]
     if not as_recipe:
@@ -219,8 +229,8 @@ def run(methods: Sequence[str], backends: Sequence[str], backbone: str, size: in
         for backend in backends:
             plugin_step = statistics.median(times[(method, backend, "fkt-plugin")])
             plain_step = statistics.median(times[(method, backend, "plain")])
-            views_ops = ops_per_batch(backend, parse_pipelines(cfgs[(method, backend)]
-                                                               .augmentations),
+            pipelines = parse_pipelines(cfgs[(method, backend)].augmentations)
+            views_ops = ops_per_batch(backend.split("-")[0], pipelines,
                                       synthetic_images(batch_size, size, torch.device("cpu")))
             rows.append([method, backend, f"{views_ops:,}", f"{batch_size / plugin_step:,.0f}",
                          f"{batch_size / plain_step:,.0f}", f"{plain_step / plugin_step:.3f}",
@@ -236,6 +246,11 @@ def run(methods: Sequence[str], backends: Sequence[str], backbone: str, size: in
         "A step is the time between consecutive batch starts: loading, views, forward, "
         "backward and optimiser step. The plain loop builds the same backbone, lightly heads "
         "and losses and SGD by hand, without Lightning or the method classes.",
+        "Views made by: fused (the view engine; on a GPU its training images are "
+        "device-resident, data.device_resident=auto), fused-host (images copied from the host "
+        "each step), fused-compiled (performance.compile with mode reduce-overhead: backbone "
+        "and engine compiled, CUDA graphs on a GPU), kornia (kornia's containers), torchvision "
+        "(loader workers).",
         "View ops per batch: aten ops that making one batch's views dispatches (counted on the "
         "CPU, the whole batch in one chunk; torchvision: one image's count times the batch).",
     ]

@@ -45,7 +45,10 @@ def main(argv: list[str] | None = None) -> None:
     train.add_argument("--methods", nargs="+", default=["simclr", "fkt_joint"],
                        choices=["simclr", "fkt_joint"])
     train.add_argument("--backends", nargs="+", default=["fused", "kornia", "torchvision"],
-                       choices=["fused", "kornia", "torchvision"])
+                       choices=["fused", "fused-host", "fused-compiled", "kornia", "torchvision"],
+                       help="how views are made: a data.augmentation_backend, or the fused "
+                       "engine with host images (fused-host) or compiled with the backbone as "
+                       "CUDA graphs (fused-compiled)")
     train.add_argument("--backbone", help="default: resnet18 on a GPU, small_cnn on a CPU")
     train.add_argument("--size", type=int, default=32, help="image px")
     train.add_argument("--batch-size", type=int, default=256)
