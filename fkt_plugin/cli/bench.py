@@ -124,6 +124,13 @@ def main(argv: list[str] | None = None) -> None:
     syncs.add_argument("--warmup", type=int, default=5, help="uncounted steps first")
     syncs.add_argument("--precision", default="bf16-mixed", choices=["32-true", "bf16-mixed"])
     syncs.add_argument("--device", help="a CUDA device (default: cuda when available)")
+    ops = commands.add_parser(
+        "ops", help="aten ops per batch of every shipped recipe's views (no GPU needed)",
+        description="Counts the aten ops one batch of every shipped pretrain recipe's views "
+                    "dispatches: the fused engine on a fake CUDA batch at each --batch-sizes "
+                    "(a host read of a device value fails there), kornia's containers on the "
+                    "CPU. Each op but a view is a kernel launch on a GPU.")
+    ops.add_argument("--batch-sizes", type=int, nargs="+", default=[256, 1024])
     gpu = commands.add_parser(
         "gpu", help="the GPU measurements of the view engine in one run (aug, train, syncs)",
         description="Runs, one after the other on one CUDA device, the measurements the view "
@@ -135,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     gpu.add_argument("--out-dir", type=Path, default=Path("docs/results/performance"),
                      help="folder of the tables (default: docs/results/performance)")
     gpu.add_argument("--device", help="a CUDA device (default: cuda when available)")
-    for sub in (aug, train, data, clustering, mvmr, guided, syncs):
+    for sub in (aug, train, data, clustering, mvmr, guided, syncs, ops):
         sub.add_argument("--out", type=Path, help="also write the table (markdown) here")
     args = parser.parse_args(argv)
     command = shlex.join(["fkt-bench", *argv])
@@ -150,6 +157,11 @@ def main(argv: list[str] | None = None) -> None:
             from fkt_plugin.benchmarks.sampling import run as run_sampling
 
             run_sampling(args.images, args.k, args.batch_size, args.rounds, args.out, command)
+            return
+        if args.command == "ops":
+            from fkt_plugin.benchmarks.ops import run as run_ops
+
+            run_ops(args.batch_sizes, args.out, command)
             return
         if args.command == "data":
             from fkt_plugin.benchmarks.data import run as run_data

@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from fkt_plugin.augmentation import DeviceAugmentation, KorniaAugmentation, parse_pipelines
-from fkt_plugin.benchmarks.ops import count_ops
+from fkt_plugin.benchmarks.ops import count_ops, fake_cuda_ops
 from fkt_plugin.recipes import PRETRAIN_RECIPES, compose_recipe
 
 RECIPES = sorted(PRETRAIN_RECIPES.glob("*/*.yaml"))
@@ -49,13 +49,6 @@ def test_kornias_containers_fail_on_a_fake_cuda_batch() -> None:
     with pytest.raises(Exception, match="DataDependent|data-dependent|_local_scalar_dense"), \
             FakeTensorMode(allow_non_fake_inputs=True):
         engine.to("cuda")(torch.empty(64, 3, side, side, dtype=torch.uint8, device="cuda"))
-
-
-def fake_cuda_ops(engine: DeviceAugmentation, batch: int, side: int, channels: int = 3):
-    with FakeTensorMode(allow_non_fake_inputs=True):
-        engine = engine.to("cuda")
-        images = torch.empty(batch, channels, side, side, dtype=torch.uint8, device="cuda")
-        return count_ops(engine, images)
 
 
 # (recipe, most aten ops per batch): 32 px views within 150; blur (96 px) and shrunk crops

@@ -13,6 +13,7 @@ import torch
 from fkt_plugin.benchmarks import syncs, timing
 from fkt_plugin.benchmarks.training import synthetic_dataset
 from fkt_plugin.cli.bench import main
+from fkt_plugin.recipes import PRETRAIN_RECIPES
 
 
 def test_arms_alternate_and_warmup_rounds_are_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -184,3 +185,14 @@ def test_sync_window_counts_the_steps_after_the_warmup_and_passes_other_warnings
     assert counts == {("fkt-plugin", f"fkt_plugin/methods/base.py:{line} (_track)"): 3}
     assert mode[0] == "default"
     assert other.count("an unrelated warning") >= 5
+
+
+def test_bench_ops_counts_every_recipes_views(tmp_path: Path) -> None:
+    out = tmp_path / "ops.md"
+    main(["ops", "--batch-sizes", "4", "16", "--out", str(out)])
+    rows = _table(out.read_text())
+    assert len(rows) == len(list(PRETRAIN_RECIPES.glob("*/*.yaml")))
+    for _, views, _, small, large, syncing, kornia in rows:
+        assert small == large and syncing == "0" and int(views) >= 1  # batch-independent
+        total, kernels = (int(n) for n in small.split(" / "))
+        assert kernels < total < _number(kornia)
