@@ -252,7 +252,8 @@ def run(methods: Sequence[str], backends: Sequence[str], backbone: str, size: in
         "and engine compiled, CUDA graphs on a GPU), kornia (kornia's containers), torchvision "
         "(loader workers).",
         "View ops per batch: aten ops that making one batch's views dispatches (counted on the "
-        "CPU, the whole batch in one chunk; torchvision: one image's count times the batch).",
+        "CPU, the whole batch in one chunk; torchvision: the mean count of 32 images times the "
+        "batch).",
     ]
     write_report(out, "Training-step throughput", command, machine_line(device),
                  markdown_table(header, rows), notes)

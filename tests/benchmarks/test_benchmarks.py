@@ -66,8 +66,8 @@ def test_bench_aug_writes_a_row_per_preset_and_size(tmp_path: Path) -> None:
         assert _ratio_of_rounded(to_torchvision, fused, torchvision)
         assert _number(to_ideal) == pytest.approx(_number(to_torchvision) / 3, abs=0.01)
         fused_ops, kornia_ops, torchvision_ops = (_number(n) for n in ops.split(" / "))
-        # A count that grows with the batch for kornia and per image for torchvision.
-        assert fused_ops < kornia_ops and torchvision_ops % 8 == 0
+        # kornia and torchvision dispatch ops per image; the fused engine per batch.
+        assert fused_ops < kornia_ops and fused_ops < torchvision_ops
 
 
 def test_bench_train_compares_with_the_plain_loop(tmp_path: Path) -> None:
