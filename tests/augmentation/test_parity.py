@@ -204,6 +204,7 @@ def test_jitter_factors_are_drawn_as_torchvision_draws_them(
         factor: str, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = capture(monkeypatch, "colour_jitter")
     group = ViewGroup(parse_pipelines([STRONG]), 3)
+    group.select_on_cpu = False  # every image's draws reach the step
     torch.manual_seed(2)
     group(torch.rand(N, 3, 8, 8))
     _, factors, _, apply, *_ = calls[0]
@@ -221,6 +222,7 @@ def test_jitter_factors_are_drawn_as_torchvision_draws_them(
 def test_blur_sigma_and_kernel_match_torchvision(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = capture(monkeypatch, "gaussian_blur")
     group = ViewGroup(parse_pipelines([STRONG]), 3)
+    group.select_on_cpu = False  # every image's draws reach the step
     torch.manual_seed(5)
     group(torch.rand(N, 3, 8, 8))
     _, sigma, apply, exponents, _ = calls[0]

@@ -85,13 +85,27 @@ def test_cpu_chunks_keep_the_images_in_order() -> None:
     plain = parse_pipelines([{"rrc": {"enabled": False}, "crop_size": 32},
                              {"rrc": {"enabled": False}, "crop_size": 16}])
     whole = DeviceAugmentation(plain, [0.5] * 3, [0.25] * 3)(images)
-    chunked = DeviceAugmentation(plain, [0.5] * 3, [0.25] * 3, cpu_chunk_pixels=3 * 32 * 32 * 2)(
-        images)  # chunks of 3 images (per view), the last one of 1
+    chunked = DeviceAugmentation(plain, [0.5] * 3, [0.25] * 3, cpu_chunk_pixels=3 * 32 * 32)(
+        images)  # chunks of 3 images, the last one of 1
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(whole, chunked, strict=True))
     strong = DeviceAugmentation(parse_pipelines([STRONG]), [0.5] * 3, [0.25] * 3,
-                                cpu_chunk_pixels=3 * 24 * 24 * 2)
+                                cpu_chunk_pixels=3 * 32 * 32)
     torch.manual_seed(3)
     first = strong(images)
     torch.manual_seed(3)
     assert all(torch.equal(a, b) for a, b in zip(first, strong(images), strict=True))
     assert [tuple(v.shape) for v in first] == [(16, 3, 24, 24)] * 2
+
+
+def test_a_cpu_steps_only_the_chosen_images_and_gets_the_blended_result() -> None:
+    # On a CPU jitter and blur run on the chosen images only; on a GPU on all, blended.
+    images = _images(3)
+    engine = DeviceAugmentation(parse_pipelines([STRONG]), [0.5] * 3, [0.25] * 3)
+    torch.manual_seed(11)
+    selected = engine(images)
+    for group in engine.groups:
+        group.select_on_cpu = False
+    torch.manual_seed(11)
+    blended = engine(images)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(selected, blended, strict=True))
+    assert not torch.allclose(selected[0], selected[1])
