@@ -249,6 +249,8 @@ class DeviceAugmentation(nn.Module):
         self.groups = nn.ModuleList(
             ViewGroup([p for p in per_view if p.crop_size == size], len(mean))
             for size in sizes)
+        self.group_shapes = [(sum(p.crop_size == size for p in per_view), size)
+                             for size in sizes]
         # Where each view sits among its group's output: (group, index in group).
         self.order = [(sizes.index(p.crop_size),
                        [q.crop_size for q in per_view[:i]].count(p.crop_size))
@@ -272,8 +274,8 @@ class DeviceAugmentation(nn.Module):
             made = self._group_views(images)
         else:
             # Chunks write their views into the batch's tensors: no concatenation pass.
-            made = [torch.empty(g.views, len(images), images.shape[1], g.size, g.size)
-                    for g in self.groups]
+            made = [torch.empty(views, len(images), images.shape[1], size, size)
+                    for views, size in self.group_shapes]
             for start in range(0, len(images), per_chunk):
                 part = slice(start, start + per_chunk)
                 self._group_views(images[part], [views[:, part] for views in made])
