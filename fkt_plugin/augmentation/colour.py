@@ -11,6 +11,8 @@ matrix product (``baddbmm``) over every image of a batch. "With probability p" i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 # torchvision's rgb_to_grayscale weights (ITU-R 601-2 luma).
@@ -112,7 +114,7 @@ def blend_matrices(factors: torch.Tensor, steps: torch.Tensor, before_hue: torch
 
 def colour_jitter(x: torch.Tensor, factors: torch.Tensor, keys: torch.Tensor,
                   apply: torch.Tensor, grey: torch.Tensor, identity: torch.Tensor,
-                  offsets: torch.Tensor | None) -> torch.Tensor:
+                  offsets: torch.Tensor | None, select: bool = False) -> torch.Tensor:
     """torchvision's ``RandomApply([ColorJitter(...)], p)`` with per-image factors and order.
 
     Args:
@@ -124,10 +126,15 @@ def colour_jitter(x: torch.Tensor, factors: torch.Tensor, keys: torch.Tensor,
         grey: ``(C, C)`` :func:`grey_matrix`.
         identity: ``(C, C)`` identity.
         offsets: :func:`hue_offsets`, or None to skip the hue step (no hue jitter).
+        select: Run each slot on the images it changes only, read on the host (for a CPU,
+            where that costs no synchronisation and saves half the slots' work); the same
+            images as without.
     """
     hue = offsets is not None and x.shape[-2] == 3
     steps, before_hue = jitter_order(keys, hue)
     mixes, shifts = blend_matrices(factors, steps, before_hue, grey, identity)
+    if select:
+        return _jitter_selected(x, factors, steps, before_hue, apply, mixes, shifts, offsets)
     out = x
     for slot, (mix, shift) in enumerate(zip(mixes, shifts, strict=True)):
         if hue and slot == HUE:
@@ -136,6 +143,27 @@ def colour_jitter(x: torch.Tensor, factors: torch.Tensor, keys: torch.Tensor,
         mean = torch.bmm(shift, out.mean(-1, keepdim=True))
         out = torch.baddbmm(mean, mix, out).clamp_(0, 1)
     return torch.where(apply, out, x)
+
+
+def _jitter_selected(x: torch.Tensor, factors: torch.Tensor, steps: torch.Tensor,
+                     before_hue: torch.Tensor | None, apply: torch.Tensor,
+                     mixes: Sequence[torch.Tensor], shifts: Sequence[torch.Tensor],
+                     offsets: torch.Tensor | None) -> torch.Tensor:
+    """:func:`colour_jitter` with each slot (and the hue shift) run on the images it changes
+    only: a step runs in one of its two slots, so half the slots' work is saved."""
+    applied = apply.view(-1, 1)
+    runs = applied.expand_as(steps) if before_hue is None else torch.cat(
+        [before_hue & applied, ~before_hue & applied], -1)
+    out = x.clone()
+    for slot, (mix, shift) in enumerate(zip(mixes, shifts, strict=True)):
+        if before_hue is not None and offsets is not None and slot == HUE:
+            index = applied.view(-1).nonzero().squeeze(1)
+            out[index] = shift_hue(out[index], factors[index, HUE:, None], offsets)
+        index = runs[:, slot].nonzero().squeeze(1)
+        part = out[index]
+        mean = torch.bmm(shift[index], part.mean(-1, keepdim=True))
+        out[index] = torch.baddbmm(mean, mix[index], part).clamp_(0, 1)
+    return out
 
 
 def grayscale(x: torch.Tensor, apply: torch.Tensor, grey: torch.Tensor,

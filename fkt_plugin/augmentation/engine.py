@@ -145,6 +145,12 @@ class ViewGroup(nn.Module):
                                      max(height, width))
         return resample(x, weights)
 
+    def _select(self, pixels: torch.Tensor) -> bool:
+        """Whether steps may select images by a mask read on the host: on a CPU (no device to
+        wait for), unless compiled (one graph) or :attr:`select_on_cpu` is off."""
+        return (pixels.device.type == "cpu" and self.select_on_cpu
+                and not torch.compiler.is_compiling())
+
     def _on_chosen(self, step: Callable[..., torch.Tensor], pixels: torch.Tensor,
                    chosen: torch.Tensor, *params: torch.Tensor) -> torch.Tensor:
         """``step(pixels, chosen, *params)`` for the images ``chosen`` (``(N, 1, 1)`` bool)
@@ -155,8 +161,7 @@ class ViewGroup(nn.Module):
         images (the others' work saved), unless :attr:`select_on_cpu` is off. Both give the
         same images.
         """
-        if (pixels.device.type != "cpu" or not self.select_on_cpu
-                or torch.compiler.is_compiling()):
+        if not self._select(pixels):
             return step(pixels, chosen, *params)
         index = chosen.view(-1).nonzero().squeeze(1)
         if not len(index):
@@ -181,11 +186,10 @@ class ViewGroup(nn.Module):
         if "jitter" in chosen:
             factors, keys = draws["jitter"].split(4, -1)
             factors = torch.addcmul(self.factor_low, self.factor_span, factors)
-            offsets = self.hue_offsets if self.hue else None
-            pixels = self._on_chosen(
-                lambda x, apply, f, k: colour_jitter(x, f, k, apply, self.grey, self.identity,
-                                                     offsets),
-                pixels, chosen["jitter"], factors.view(-1, 4), keys.reshape(-1, 4))
+            pixels = colour_jitter(pixels, factors.view(-1, 4), keys.reshape(-1, 4),
+                                   chosen["jitter"], self.grey, self.identity,
+                                   self.hue_offsets if self.hue else None,
+                                   select=self._select(pixels))
         if "grayscale" in chosen:
             pixels = grayscale(pixels, chosen["grayscale"], self.grey, self.identity)
         if "blur" in chosen:
@@ -263,9 +267,12 @@ class DeviceAugmentation(nn.Module):
                      out: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
         """Each group's ``(V, B, C, size, size)`` normalised views, written into ``out`` (one
         tensor per group) if given."""
-        x = images.float().div_(255)
-        return [self.normalize(group(x), out=None if out is None else out[i])
-                for i, group in enumerate(self.groups)]
+        # Float32 whatever autocast a caller runs under: resampling weights and colour
+        # matrices lose visible precision in bf16.
+        with torch.autocast(images.device.type, enabled=False):
+            x = images.float().div_(255)
+            return [self.normalize(group(x), out=None if out is None else out[i])
+                    for i, group in enumerate(self.groups)]
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:

@@ -45,10 +45,10 @@ GREY, IDENTITY, OFFSETS = grey_matrix(3), torch.eye(3), hue_offsets()
 
 
 def jitter(images: torch.Tensor, factors: torch.Tensor, keys: torch.Tensor, apply: torch.Tensor,
-           hue: bool) -> torch.Tensor:
+           hue: bool, select: bool = False) -> torch.Tensor:
     """:func:`colour_jitter` on ``(N, 3, H, W)`` images."""
     out = colour_jitter(images.flatten(2), factors, keys, apply.view(-1, 1, 1), GREY, IDENTITY,
-                        OFFSETS if hue else None)
+                        OFFSETS if hue else None, select=select)
     return out.view(images.shape)
 
 
@@ -141,8 +141,10 @@ def random_order_images() -> torch.Tensor:
 ADJUST = [TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation, TF.adjust_hue]
 
 
+@pytest.mark.parametrize("select", [False, True], ids=["blended", "selected"])
 @pytest.mark.parametrize("hue", [True, False])
-def test_colour_jitter_equals_torchvision_steps_in_each_images_order(hue: bool) -> None:
+def test_colour_jitter_equals_torchvision_steps_in_each_images_order(hue: bool,
+                                                                     select: bool) -> None:
     images = random_order_images()
     torch.manual_seed(4)
     factors = torch.rand(len(images), 4) * torch.tensor([1.2, 1.2, 1.2, 0.0])
@@ -151,7 +153,7 @@ def test_colour_jitter_equals_torchvision_steps_in_each_images_order(hue: bool) 
     factors[:, 3] = 6 * turns
     keys = torch.rand(len(images), 4)
     apply = torch.arange(len(images)) % 5 != 0
-    out = jitter(images, factors, keys, apply, hue)
+    out = jitter(images, factors, keys, apply, hue, select)
     expected = []
     for image, f, k, a, t in zip(images, factors, keys, apply, turns, strict=True):
         order = k.argsort().tolist() if hue else k[:3].argsort().tolist()
@@ -191,9 +193,9 @@ def capture(monkeypatch: pytest.MonkeyPatch, name: str) -> list[tuple]:
     calls: list[tuple] = []
     original = getattr(engine_module, name)
 
-    def recording(*args: object) -> torch.Tensor:
+    def recording(*args: object, **kwargs: object) -> torch.Tensor:
         calls.append(args)
-        return original(*args)
+        return original(*args, **kwargs)
 
     monkeypatch.setattr(engine_module, name, recording)
     return calls
