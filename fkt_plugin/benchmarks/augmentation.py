@@ -17,7 +17,7 @@ from fkt_plugin.augmentation import (
     PerImageViews,
     parse_pipelines,
 )
-from fkt_plugin.benchmarks.ops import count_ops
+from fkt_plugin.benchmarks.ops import count_ops, fake_cuda_ops
 from fkt_plugin.benchmarks.timing import (
     interleaved_medians,
     machine_line,
@@ -63,17 +63,19 @@ def device_views(backend: str, pipelines: list) -> DeviceAugmentation | KorniaAu
 
 
 def ops_per_batch(backend: str, pipelines: list, images: torch.Tensor) -> int:
-    """Aten ops to make every view of ``images`` (CPU): a device backend on the whole batch,
-    torchvision one image at a time (the mean count of up to 32 images, which take different
-    random steps, times the batch)."""
+    """Aten ops to make every view of ``images``: the fused engine on a fake CUDA batch (what a
+    GPU runs), kornia's containers on the CPU in one chunk (they cannot run on a fake CUDA
+    batch), torchvision one image at a time (the mean count of up to 32 images, which take
+    different random steps, times the batch)."""
     cpu_images = images.cpu()
     if backend == "torchvision":
         views = PerImageViews(pipelines, MEAN, STD)
         sample = cpu_images[:32]
         total = sum(count_ops(views, image).total for image in sample)
         return round(total * len(images) / len(sample))
-    # One chunk: the count a GPU would see.
     engine = device_views(backend, pipelines)
+    if backend == "fused":
+        return fake_cuda_ops(engine, *images.shape[:2], images.shape[-1]).total
     engine.cpu_chunk_pixels = cpu_images.numel()
     return count_ops(engine, cpu_images).total
 
@@ -144,9 +146,10 @@ def run(sizes: Sequence[int], batch_size: int, rounds: int, device_name: str,
         "containers; torchvision, 1 process: one image at a time with one thread, the work of "
         "one DataLoader worker. The ideal column multiplies that by the worker count, an upper "
         "bound that ignores inter-process transfer and contention with training.",
-        "Aten ops per batch: dispatched ops counted with TorchDispatchMode on the CPU for the "
-        "whole batch in one chunk (each op but a view is a kernel launch on a GPU); "
-        "torchvision's is the mean count of 32 images times the batch.",
+        "Aten ops per batch (each op but a view is a kernel launch on a GPU), counted with "
+        "TorchDispatchMode: fused on a fake CUDA batch (FakeTensorMode; what a GPU runs), "
+        "kornia on the CPU for the whole batch in one chunk, torchvision the mean count of 32 "
+        "images times the batch.",
     ]
     write_report(out, "Augmentation throughput", command, machine_line(device),
                  markdown_table(header, rows), notes)

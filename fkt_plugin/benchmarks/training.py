@@ -251,9 +251,9 @@ def run(methods: Sequence[str], backends: Sequence[str], backbone: str, size: in
         "each step), fused-compiled (performance.compile with mode reduce-overhead: backbone "
         "and engine compiled, CUDA graphs on a GPU), kornia (kornia's containers), torchvision "
         "(loader workers).",
-        "View ops per batch: aten ops that making one batch's views dispatches (counted on the "
-        "CPU, the whole batch in one chunk; torchvision: the mean count of 32 images times the "
-        "batch).",
+        "View ops per batch: aten ops that making one batch's views dispatches (fused: on a fake "
+        "CUDA batch; kornia: on the CPU in one chunk; torchvision: the mean count of 32 images "
+        "times the batch).",
     ]
     write_report(out, "Training-step throughput", command, machine_line(device),
                  markdown_table(header, rows), notes)
