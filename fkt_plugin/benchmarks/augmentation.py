@@ -75,7 +75,7 @@ def ops_per_batch(backend: str, pipelines: list, images: torch.Tensor) -> int:
         return round(total * len(images) / len(sample))
     engine = device_views(backend, pipelines)
     if backend == "fused":
-        return fake_cuda_ops(engine, *images.shape[:2], images.shape[-1]).total
+        return fake_cuda_ops(engine, len(images), images.shape[-1], images.shape[1]).total
     engine.cpu_chunk_pixels = cpu_images.numel()
     return count_ops(engine, cpu_images).total
 
