@@ -135,10 +135,12 @@ def main(argv: list[str] | None = None) -> None:
         "gpu", help="the GPU measurements of the view engine in one run (aug, train, syncs)",
         description="Runs, one after the other on one CUDA device, the measurements the view "
                     "engine is judged by, each writing its table into --out-dir: views alone at "
-                    "32/96/224 px (fused, kornia, torchvision per image); SimCLR and fkt_joint "
-                    "ResNet-18 bf16 training at 32 and 96 px, fused views against torchvision "
-                    "views from one loader worker per core; synchronisations per step. About "
-                    "8 minutes on an H100.")
+                    "32/96/224 px (fused, kornia, torchvision per image); synchronisations per "
+                    "step; SimCLR and fkt_joint ResNet-18 bf16 training at 32 and 96 px, fused "
+                    "views (device-resident images, and at 32 px host images too) against "
+                    "torchvision views from one loader worker per core; last, SimCLR with the "
+                    "step compiled as CUDA graphs. Sized to finish within 8 minutes on an "
+                    "H100 (not yet timed there); each table is written as soon as it is done.")
     gpu.add_argument("--out-dir", type=Path, default=Path("docs/results/performance"),
                      help="folder of the tables (default: docs/results/performance)")
     gpu.add_argument("--device", help="a CUDA device (default: cuda when available)")
