@@ -191,14 +191,16 @@ class ViewGroup(nn.Module):
                                    self.hue_offsets if self.hue else None,
                                    select=self._select(pixels))
         if "grayscale" in chosen:
-            pixels = grayscale(pixels, chosen["grayscale"], self.grey, self.identity)
+            pixels = self._on_chosen(
+                lambda x, apply: grayscale(x, apply, self.grey, self.identity), pixels,
+                chosen["grayscale"])
         if "blur" in chosen:
             sigma = torch.addcmul(self.sigma_low, self.sigma_span, draws["blur"])
             pixels = self._on_chosen(
                 lambda x, apply, s: gaussian_blur(x, s, apply, self.blur_exponents, side),
                 pixels, chosen["blur"], sigma.view(-1, 1, 1))
         if "solarize" in chosen:
-            pixels = solarize(pixels, chosen["solarize"])
+            pixels = self._on_chosen(solarize, pixels, chosen["solarize"])
         if "equalize" in chosen:
             planes = pixels.view(-1, channels, side, side)
             pixels = torch.where(chosen["equalize"], TF.equalize(planes).flatten(2), pixels)

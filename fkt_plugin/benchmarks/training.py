@@ -42,8 +42,8 @@ from fkt_plugin.recipes import PRETRAIN_RECIPES, compose_recipe
 # also measured with its images on the host (no residency) and as one compiled graph with the
 # backbone (performance.compile, CUDA graphs on a GPU).
 VARIANTS = {"fused": [], "fused-host": ["data.device_resident=false"],
-            "fused-compiled": ["++performance.compile=true",
-                               "++performance.compile_mode=reduce-overhead"],
+            "fused-compiled": ["performance.compile=true",
+                               "performance.compile_mode=reduce-overhead"],
             "kornia": [], "torchvision": []}
 
 

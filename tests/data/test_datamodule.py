@@ -15,6 +15,7 @@ from fkt_plugin.data import FKTDataModule, load_dataset
 from fkt_plugin.data.fashion_mnist import IMAGE_MAGIC, read_idx
 from fkt_plugin.data.splits import hide_labels, stratified_pick
 from fkt_plugin.errors import ConfigError, DataFormatError
+from fkt_plugin.recipes import PRETRAIN_RECIPES, compose_recipe
 from tests.helpers import RECIPES, write_idx
 
 
@@ -260,12 +261,23 @@ def test_bad_residency_is_named(make_cfg, overrides: list[str], message: str) ->
 
 def test_performance_compile_compiles_the_fused_engine_as_one_graph(make_cfg,
                                                                    fmnist_dir: Path) -> None:
-    cfg = make_cfg("fkt_joint", "++performance.compile=true")
+    cfg = make_cfg("fkt_joint", "performance.compile=true")
     dataset = load_dataset("fashion_mnist", str(fmnist_dir))
     fused = FKTDataModule.from_cfg(cfg, dataset, labelled_only=False)
     assert isinstance(fused.make_views, torch._dynamo.eval_frame.OptimizedModule)
     assert fused.make_views._orig_mod is fused.augment
-    kornia = FKTDataModule.from_cfg(make_cfg("fkt_joint", "++performance.compile=true",
+    kornia = FKTDataModule.from_cfg(make_cfg("fkt_joint", "performance.compile=true",
                                              "data.augmentation_backend=kornia"),
                                     dataset, labelled_only=False)
     assert kornia.make_views is kornia.augment  # kornia's containers break graphs
+
+
+@pytest.mark.parametrize("recipe", sorted(PRETRAIN_RECIPES.glob("*/*.yaml")),
+                         ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_every_recipe_takes_the_speed_keys_as_documented(recipe: Path) -> None:
+    # key=value, as README and fkt-train --help write them (no ++): hydra composes them.
+    cfg = compose_recipe(recipe, [
+        "data.device_resident=true", "performance.compile=true",
+        "performance.compile_mode=reduce-overhead", "data.augmentation_backend=kornia"])
+    assert cfg.data.device_resident is True and cfg.performance.compile is True
+    assert cfg.performance.compile_mode == "reduce-overhead"
