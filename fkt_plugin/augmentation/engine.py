@@ -93,6 +93,7 @@ class ViewGroup(nn.Module):
         colour = channels == 3
         rrc = [p.rrc for p in pipelines]
         self.crops = any(r.enabled for r in rrc)
+        self.flips = any(p.horizontal_flip.prob > 0 for p in pipelines)
         self.mixed_crops = self.crops and not all(r.enabled for r in rrc)
         self.min_scale = min(float(r.crop_min_scale) for r in rrc)
         self.register_buffer("rrc", _per_view([[r.enabled] for r in rrc], 3).bool(), False)
@@ -128,7 +129,7 @@ class ViewGroup(nn.Module):
     def _geometry(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W)`` → ``(V, B, C, size, size)`` cropped, resized and flipped views."""
         height, width = x.shape[-2:]
-        if not self.crops and height == width == self.size:
+        if not (self.crops or self.flips) and height == width == self.size:
             return x.expand(self.views, *x.shape)
         u = torch.rand(self.views, x.shape[0], DRAWS, device=x.device)
         u_area, u_ratio, u_position, u_flip = u.split([TRIES, TRIES, 2, 2], -1)
@@ -182,7 +183,7 @@ class ViewGroup(nn.Module):
                           strict=True))
         draws = dict(zip([s for s in self.steps if s in EXTRA_DRAWS], extra, strict=True))
         # Colour steps see each view as (N, C, P): one channel vector per pixel.
-        pixels = views.view(count * batch, channels, side * side)
+        pixels = views.reshape(count * batch, channels, side * side)
         if "jitter" in chosen:
             factors, keys = draws["jitter"].split(4, -1)
             factors = torch.addcmul(self.factor_low, self.factor_span, factors)

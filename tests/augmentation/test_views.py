@@ -109,3 +109,15 @@ def test_a_cpu_steps_only_the_chosen_images_and_gets_the_blended_result() -> Non
     blended = engine(images)
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(selected, blended, strict=True))
     assert not torch.allclose(selected[0], selected[1])
+
+
+def test_views_without_crops_still_flip_and_jitter() -> None:
+    images = _images(3)[:, :, :8, :8].contiguous()
+    flip = parse_pipelines([{"rrc": {"enabled": False}, "crop_size": 8,
+                             "horizontal_flip": {"prob": 1.0}}])
+    (flipped,) = DeviceAugmentation(flip, [0.0] * 3, [1.0] * 3)(images)
+    assert torch.allclose(flipped, (images.float() / 255).flip(-1), atol=1e-6)
+    dim = parse_pipelines([{"rrc": {"enabled": False}, "crop_size": 8,
+                            "color_jitter": {"prob": 1.0, "brightness": 0.5}}])
+    (jittered,) = DeviceAugmentation(dim, [0.0] * 3, [1.0] * 3)(images)
+    assert jittered.shape == images.shape and not torch.allclose(jittered, images.float() / 255)
