@@ -27,6 +27,15 @@ HUE_TO_CHANNEL = (5.0, 3.0, 1.0)
 _EPS = 1e-12
 
 
+def jitter_ranges(brightness: float, contrast: float, saturation: float,
+                  hue: float) -> tuple[list[float], list[float]]:
+    """torchvision's ``ColorJitter`` factor ranges as ``(low, high)`` in :func:`colour_jitter`'s
+    order: ``[max(0, 1 - s), 1 + s]`` per blend step, the hue shift in sixths of a turn."""
+    low = [max(0.0, 1 - brightness), max(0.0, 1 - contrast), max(0.0, 1 - saturation), -6 * hue]
+    high = [1 + brightness, 1 + contrast, 1 + saturation, 6 * hue]
+    return low, high
+
+
 def grey_matrix(channels: int) -> torch.Tensor:
     """``(C, C)``: the matrix that replaces each channel by the luma (every row ``LUMA``); a grey
     image's luma is itself (``[[1]]``)."""

@@ -36,6 +36,7 @@ from fkt_plugin.augmentation.colour import (
     grayscale,
     grey_matrix,
     hue_offsets,
+    jitter_ranges,
     solarize,
 )
 from fkt_plugin.augmentation.geometry import (
@@ -111,11 +112,10 @@ class ViewGroup(nn.Module):
             [[p[STEPS[step]].prob for step in self.steps] for p in pipelines]), False)
         self.extra_draws = [EXTRA_DRAWS[step] for step in self.steps if step in EXTRA_DRAWS]
         self.hue = colour and any(j.prob > 0 and j.hue > 0 for j in jitter)
-        low = [[max(0.0, 1 - j.brightness), max(0.0, 1 - j.contrast),
-                max(0.0, 1 - j.saturation), -6 * j.hue] for j in jitter]
-        high = [[1 + j.brightness, 1 + j.contrast, 1 + j.saturation, 6 * j.hue] for j in jitter]
-        self.register_buffer("factor_low", _per_view(low), False)
-        self.register_buffer("factor_span", _per_view(low) * -1 + _per_view(high), False)
+        ranges = [jitter_ranges(j.brightness, j.contrast, j.saturation, j.hue) for j in jitter]
+        low, high = (_per_view([r[i] for r in ranges]) for i in (0, 1))
+        self.register_buffer("factor_low", low, False)
+        self.register_buffer("factor_span", high - low, False)
         self.register_buffer("sigma_low", _per_view(
             [[p.gaussian_blur.sigma_min] for p in pipelines]), False)
         self.register_buffer("sigma_span", _per_view(

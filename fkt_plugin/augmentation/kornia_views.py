@@ -15,7 +15,12 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from fkt_plugin.augmentation.colour import colour_jitter, grey_matrix, hue_offsets
+from fkt_plugin.augmentation.colour import (
+    colour_jitter,
+    grey_matrix,
+    hue_offsets,
+    jitter_ranges,
+)
 from fkt_plugin.augmentation.engine import Normalize
 from fkt_plugin.augmentation.schema import blur_kernel_size, count_views
 
@@ -34,9 +39,7 @@ class ColourJitter(nn.Module):
     def __init__(self, brightness: float = 0.0, contrast: float = 0.0, saturation: float = 0.0,
                  hue: float = 0.0, p: float = 1.0, channels: int = 3) -> None:
         super().__init__()
-        low = [max(0.0, 1 - brightness), max(0.0, 1 - contrast), max(0.0, 1 - saturation),
-               -6 * hue]
-        high = [1 + brightness, 1 + contrast, 1 + saturation, 6 * hue]
+        low, high = jitter_ranges(brightness, contrast, saturation, hue)
         self.register_buffer("low", torch.tensor(low), False)
         self.register_buffer("span", torch.tensor(high) - self.low, False)
         self.register_buffer("grey", grey_matrix(channels), False)

@@ -55,7 +55,7 @@ class IndexedBatches(Dataset):
         return index, self.split.read(index), self.split.targets[index]
 
 
-class IndexBatches(Dataset):
+class ResidentBatches(Dataset):
     """Serves whole batches as positions only: ``dataset[[i, j, ...]] -> (idx, targets)``, for
     training images kept on the device (``data.device_resident``), which are read there."""
 
@@ -267,7 +267,7 @@ class FKTDataModule(pl.LightningDataModule):
         if self._resident_on(device):
             if self.resident_images is None or self.resident_images.device != device:
                 self.resident_images = self.train.read(slice(None)).to(device)
-            return DataLoader(IndexBatches(self.train), batch_size=None, sampler=batches,
+            return DataLoader(ResidentBatches(self.train), batch_size=None, sampler=batches,
                               **self._loader_options())
         return DataLoader(IndexedBatches(self.train), batch_size=None, sampler=batches,
                           **self._loader_options())
@@ -299,7 +299,7 @@ class FKTDataModule(pl.LightningDataModule):
         if self.trainer is not None and self.trainer.training:
             if self.backend == "torchvision":
                 return batch  # the loader workers made the views already
-            if len(batch) == 2:  # positions of device-resident images (IndexBatches)
+            if len(batch) == 2:  # positions of device-resident images (ResidentBatches)
                 idx, targets = batch
                 assert self.resident_images is not None
                 images = self.resident_images[idx.to(self.resident_images.device)]
