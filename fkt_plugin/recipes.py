@@ -10,11 +10,17 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
 
+from fkt_plugin.args.schemas import register_schemas
 from fkt_plugin.errors import ConfigError
 
 # The training recipes of a source checkout: recipes/pretrain/<dataset>/<method>.yaml.
 PRETRAIN_RECIPES = Path(__file__).resolve().parents[1] / "recipes" / "pretrain"
+
+# The recipes name their schema (fkt_run, fkt_compare) in their defaults lists: hydra finds it
+# in its config store once this module, which every tool composing a recipe imports, is loaded.
+register_schemas()
 
 
 def compose_recipe(recipe: str | Path, overrides: Sequence[str] = ()) -> DictConfig:
@@ -55,6 +61,10 @@ def apply_value_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConf
                 and OmegaConf.select(out, key, default=_ABSENT) is _ABSENT):
             raise ConfigError(f"override {override.input_line!r}: only key=value on an existing "
                               "key or ++key=value can be applied to a composed recipe")
-        with open_dict(out):
-            OmegaConf.update(out, key, override.value(), merge=False, force_add=True)
+        try:
+            with open_dict(out):
+                OmegaConf.update(out, key, override.value(), merge=False, force_add=True)
+        except OmegaConfBaseException as err:  # a value of the wrong type for a typed recipe
+            raise ConfigError(f"override {override.input_line!r}: "
+                              f"{str(err).splitlines()[0]}") from None
     return out

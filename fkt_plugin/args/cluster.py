@@ -6,43 +6,17 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from fkt_plugin.args.schemas import ClusterSchema, defaults_of
 from fkt_plugin.config import (
     fill_defaults,
+    mapping_copy,
     require_positive_int,
     unknown_settings,
 )
 from fkt_plugin.errors import ConfigError
 
-CLUSTER_DEFAULTS: dict[str, Any] = {
-    # The teacher: a run directory of fkt-train (its config.yaml names backbone and data) ...
-    "run_dir": None,
-    "checkpoint": "last.ckpt",
-    # ... or, for a checkpoint trained elsewhere (solo-learn, torchvision), a training recipe
-    # describing its backbone and data, with checkpoint=<file>.
-    "recipe": None,
-    "recipe_overrides": [],
-    # Overrides of the teacher's data keys (data.dataset, data.train_path, ...): cluster another
-    # dataset than the teacher was trained on.
-    "data": {},
-    "k": None,
-    "out": None,
-    # PCA to pca_dim dimensions first (null: none), whitened or not; then L2 normalisation
-    # (spherical k-means, the paper's choice).
-    "pca_dim": None,
-    "whiten": False,
-    "l2_normalize": True,
-    "restarts": 3,
-    "iterations": 20,
-    "seed": 0,
-    # faiss on every GPU it sees (needs faiss-gpu instead of faiss-cpu).
-    "use_gpu": False,
-    "batch_size": 512,
-    # A second dataset labelled with the fitted centroids: {dataset, train_path, ..., out}
-    # (empty: none).
-    "assign_to": {},
-    # The picture: the largest clusters, a few images each.
-    "picture": {"clusters": 10, "images_per_cluster": 8},
-}
+CLUSTER_DEFAULTS: dict[str, Any] = defaults_of(ClusterSchema)
+"""fkt-cluster's settings (:class:`fkt_plugin.args.schemas.ClusterSchema`)."""
 
 
 def validate_cluster_cfg(cfg: DictConfig) -> DictConfig:
@@ -51,6 +25,7 @@ def validate_cluster_cfg(cfg: DictConfig) -> DictConfig:
     Raises:
         ConfigError: Unknown keys, no teacher, k or out missing, or values out of range.
     """
+    cfg = mapping_copy(cfg)  # untyped: the checks below complete it
     extra = unknown_settings(cfg, CLUSTER_DEFAULTS, free_form=("data", "assign_to"))
     if extra:
         raise ConfigError(f"unknown fkt-cluster keys: {', '.join(extra)}; known: "

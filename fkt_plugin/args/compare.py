@@ -9,6 +9,7 @@ from omegaconf import DictConfig, open_dict
 
 from fkt_plugin.args.evaluation import PROTOCOLS, validate_eval_cfg
 from fkt_plugin.args.run import SELECTIONS
+from fkt_plugin.args.schemas import DEFAULT_SEEDS, ArmSchema, CompareSchema, defaults_of
 from fkt_plugin.config import (
     epochs_for,
     fill_defaults,
@@ -22,60 +23,9 @@ from fkt_plugin.config import (
 from fkt_plugin.data.splits import VAL_LABELS
 from fkt_plugin.errors import ConfigError
 
-COMPARE_DEFAULTS: dict[str, Any] = {
-    # Folder of the arms' training recipes; relative paths start at the compare recipe's folder.
-    "recipes": None,
-    "out": "compare_runs",
-    "fractions": [0.01, 0.1, 1.0],
-    # A list, or a mapping label fraction → list (e.g. more seeds where runs are cheap).
-    "seeds": [0, 1, 2],
-    # Hydra overrides applied to every training run of the sweep.
-    "overrides": [],
-    "arms": [],
-    # Settings of the evaluation protocols (keys of EVAL_DEFAULTS; run_dir etc. are set per run).
-    "eval": {},
-    # The t-SNE figure shows every arm at one label fraction (null: the smallest) and seed
-    # (null: the first).
-    "embedding": {"fraction": None, "seed": None, "samples": 2000},
-    # true: train nothing, summarise the runs finished so far.
-    "summary_only": False,
-    # Processes that share the sweep's jobs (one claims each job and shared run); the others
-    # write their output to <out>/logs/process-<i>.log. More than one helps where one run leaves
-    # the machine idle: a GPU with small networks, or a machine with many cores.
-    "processes": 1,
-    # data.val_labels and selection of every run (null: each recipe's own): the protocol of
-    # the labels and of the scored model, kept out of the run names so that a sweep started
-    # before these keys existed resumes.
-    "val_labels": None,
-    "selection": None,
-    # Pairs of arm names [a, b]: results.md and results.csv get the mean of a − b over the seeds
-    # both finished, with its 95% t-interval (runs with one seed share splits and labels).
-    "paired": [],
-}
-
-ARM_DEFAULTS: dict[str, Any] = {
-    "name": None,
-    "recipe": None,
-    "recipe_overrides": [],
-    # An int, or a mapping label fraction → epochs (fewer labels, more epochs per label).
-    "epochs": None,
-    # Instead of epochs: optimiser steps (an int or a mapping label fraction → steps), so that
-    # arms whose epochs differ in size (labelled-only vs the whole pool) train equally long.
-    "steps": None,
-    # null: the run's own classifier; else an evaluation protocol of the trained backbone.
-    "protocol": None,
-    "overrides": [],
-    # null: every fraction of the sweep; else the subset this arm runs at.
-    "fractions": None,
-    # Knowledge transfer by clustering: the arm whose trained backbone is the teacher, k, and
-    # fkt-cluster settings (pca_dim, whiten, restarts, ...). The arm's own recipe is the student,
-    # trained on the teacher's cluster ids, then scored on the real labels by its protocol.
-    # With a teacher and no k, the teacher's run directory is given to the student's recipe as
-    # method_kwargs.teacher.run_dir instead (MV-MR distillation, mvmr_distill recipes).
-    "teacher": None,
-    "k": None,
-    "cluster": {},
-}
+COMPARE_DEFAULTS: dict[str, Any] = defaults_of(CompareSchema)
+"""A sweep's settings (:class:`fkt_plugin.args.schemas.CompareSchema`)."""
+ARM_DEFAULTS: dict[str, Any] = defaults_of(ArmSchema)
 # fkt-cluster settings an arm's ``cluster`` block may hold.
 ARM_CLUSTER_KEYS = ("pca_dim", "whiten", "l2_normalize", "restarts", "iterations", "use_gpu",
                     "batch_size", "checkpoint")
@@ -88,11 +38,14 @@ def validate_compare_cfg(cfg: DictConfig) -> DictConfig:
         ConfigError: Unknown keys, no arms, an arm without name/recipe/epochs, an unknown
             protocol, duplicate arm names, empty seeds, or a fraction outside (0, 1].
     """
+    cfg = mapping_copy(cfg)  # untyped: the checks below complete it
     extra = unknown_settings(cfg, COMPARE_DEFAULTS, free_form=("arms", "eval"))
     if extra:
         raise ConfigError(f"unknown compare keys: {', '.join(extra)}; known: "
                           f"{', '.join(COMPARE_DEFAULTS)}")
     fill_defaults(cfg, COMPARE_DEFAULTS)
+    if cfg.seeds is None:
+        cfg.seeds = list(DEFAULT_SEEDS)
     if cfg.recipes is None:
         raise ConfigError("recipes is not set: give the folder of the arms' training recipes")
     if not cfg.seeds:

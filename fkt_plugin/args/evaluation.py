@@ -8,9 +8,11 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from fkt_plugin.args.schemas import EvalSchema, defaults_of
 from fkt_plugin.config import (
     epochs_for,
     fill_defaults,
+    mapping_copy,
     require_in_range,
     require_positive,
     require_positive_int,
@@ -20,31 +22,8 @@ from fkt_plugin.errors import ConfigError
 
 PROTOCOLS = ("linear", "mlp", "knn", "finetune")
 
-# Evaluation protocols of a finished run (fkt-eval; also the compare sweep's `eval` block).
-EVAL_DEFAULTS: dict[str, Any] = {
-    "run_dir": None,
-    # A training recipe describing backbone and data, for a checkpoint that was not trained by
-    # fkt-train (then checkpoint is a file path and run_dir is where results go).
-    "recipe": None,
-    "recipe_overrides": [],
-    # The end of pre-training: self-supervised training selects no epoch with labels.
-    "checkpoint": "last.ckpt",
-    "protocols": ["linear", "knn"],
-    # null: the run's own label fraction and split seed.
-    "label_fraction": None,
-    "linear": {"weight_decays": [0.0, 1e-4, 1e-3, 1e-2], "max_iter": 200},
-    "mlp": {"hidden_dim": 512, "epochs": 100, "batch_size": 256, "lr": 1e-3,
-            "weight_decay": 1e-4},
-    "knn": {"k": 20, "temperature": 0.07},
-    # Fine-tuning is a supervised run initialised from the checkpoint: a lower learning rate
-    # than training from scratch, a short schedule, weak augmentation (null: random resized
-    # crops of scale 0.5-1 and flips at the run's crop size).
-    # val_every_n_steps: null validates every epoch; an int, every that many steps (runs whose
-    # labelled-only epochs are a step or two).
-    "finetune": {"max_epochs": 20, "lr": 0.03, "weight_decay": 5e-4, "warmup_epochs": 1,
-                 "augmentations": None, "val_every_n_steps": None},
-    "plots": {"confusion_matrix": True, "embedding": True, "embedding_samples": 2000},
-}
+EVAL_DEFAULTS: dict[str, Any] = defaults_of(EvalSchema)
+"""Evaluation protocols of a finished run (:class:`fkt_plugin.args.schemas.EvalSchema`)."""
 
 
 def validate_eval_cfg(cfg: DictConfig) -> DictConfig:
@@ -53,6 +32,7 @@ def validate_eval_cfg(cfg: DictConfig) -> DictConfig:
     Raises:
         ConfigError: An unknown key or protocol, or a value out of range.
     """
+    cfg = mapping_copy(cfg)  # untyped: the checks below complete it
     extra = unknown_settings(cfg, EVAL_DEFAULTS)
     if extra:
         raise ConfigError(f"unknown evaluation keys: {', '.join(extra)}; known: "

@@ -15,12 +15,14 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, open_dict
 
+from fkt_plugin.args.schemas import RunSchema, defaults_of
 from fkt_plugin.args.solo_lars import translate_solo_lars_kwargs
 from fkt_plugin.augmentation import parse_pipelines
 from fkt_plugin.augmentation.schema import BACKENDS, check_device_resident
 from fkt_plugin.backbones import backbone_builder
 from fkt_plugin.config import (
     fill_defaults,
+    mapping_copy,
     require_choice,
     require_in_range,
     require_positive,
@@ -33,104 +35,8 @@ from fkt_plugin.data.splits import VAL_LABELS
 from fkt_plugin.errors import ConfigError
 from fkt_plugin.methods import METHODS
 
-RUN_DEFAULTS: dict[str, Any] = {
-    "name": None,
-    "seed": 5,
-    "backbone": {"name": "small_cnn", "kwargs": {}},
-    "method_kwargs": {},
-    # A checkpoint whose backbone initialises this run (ours, solo-learn's, or a state dict).
-    "pretrained_feature_extractor": None,
-    "data": {
-        "dataset": "fashion_mnist",
-        "train_path": None,
-        "val_path": None,
-        "label_fraction": 1.0,
-        # budget: the validation split is carved from the labelled share, so train + validation
-        # labels = label_fraction of the pool; extra: validation labels on top of the budget
-        # (as papers usually do); none: no validation split, the last epoch is scored.
-        "val_labels": "budget",
-        "val_fraction": 0.1,
-        "split_seed": 0,
-        "num_workers": 0,
-        # fused: views made on the training device from uint8 batches by the view engine;
-        # kornia: by kornia's containers; torchvision: per image in the loader workers
-        # (solo-learn's way); the last two for comparison on the same recipe.
-        "augmentation_backend": "fused",
-        # auto: training images kept on the GPU when they take under a quarter of its free
-        # memory (each batch read there: no loader work, no host-to-device copy); true, false.
-        "device_resident": "auto",
-        # null: pin host memory when CUDA is available.
-        "pin_memory": None,
-        "persistent_workers": True,
-        # null: uniform batches; a share in (0, 1]: that share of every batch is labelled.
-        "labelled_share": None,
-        # Adapters of image files: decode once to image_size (null: the dataset's own size)
-        # into cache_dir (null: $FKT_DATA_HOME or ~/.cache/fkt_plugin); skip or stop at a file
-        # that does not decode.
-        "image_size": None,
-        "cache_dir": None,
-        "on_bad_image": "skip",  # or "error": see data.files.BAD_IMAGE_POLICIES
-        # folder: a folder of unlabelled images added to the self-supervised pool.
-        "unlabelled_path": None,
-        # stl10: one of the 10 official folds as the labelled images (null: all).
-        "fold": None,
-        # aptos, and folder without val_path: the stratified share held out as the test split.
-        "holdout_fraction": 0.2,
-        # Weight the classification loss by inverse class frequency (imbalanced datasets).
-        "class_weighted_loss": False,
-        # A file of cluster ids (fkt-cluster) that replace the targets: k classes; with
-        # batch_sampler: guided, they guide the batches instead and the targets stay.
-        "pseudo_labels": None,
-        # random (uniform batches) or guided (G-SimCLR: images of one cluster of
-        # data.pseudo_labels never share a batch when that is possible).
-        "batch_sampler": "random",
-    },
-    "optimizer": {
-        "name": "sgd",
-        "batch_size": 256,
-        "lr": 0.06,
-        "classifier_lr": 0.1,
-        "weight_decay": 5e-4,
-        "kwargs": {},
-    },
-    "scheduler": {
-        "name": "warmup_cosine",
-        "warmup_epochs": 0.0,
-        "warmup_start_lr": 0.0,
-        "min_lr": 0.0,
-    },
-    # Channels-last convolutions (solo-learn's key); torch.compile of the backbone, off by
-    # default because compiling costs minutes and needs a C compiler.
-    "performance": {"disable_channel_last": False, "compile": False, "compile_mode": None},
-    "knn_eval": {"enabled": True, "k": 20, "temperature": 0.07},
-    "checkpoint": {"enabled": True, "dir": "trained_models", "frequency": 1},
-    "auto_resume": {"enabled": True},
-    "max_epochs": 100,
-    # null: max_epochs ends the run; an int: the run stops after this many optimiser steps
-    # (whatever the epochs), so that arms with different epoch sizes train equally long.
-    "max_steps": None,
-    # null: validate (and checkpoint) after every epoch; an int: every that many optimiser steps
-    # across epochs (labelled-only runs at small budgets have epochs of one or two steps).
-    "val_every_n_steps": None,
-    # The model that is scored: best_val (the epoch of best validation accuracy) or last; null:
-    # best_val when there is a validation split, else last.
-    "selection": None,
-    "accelerator": "auto",
-    "devices": 1,
-    "num_nodes": 1,
-    # Lightning's strategy (ddp for several devices); BatchNorm synchronised across processes.
-    "strategy": "auto",
-    "sync_batchnorm": False,
-    # 32-true, bf16-mixed (GPUs from Ampere on, and CPUs), 16-mixed.
-    "precision": "32-true",
-    "log_every_n_steps": 20,
-    # metrics.csv is always written; tensorboard adds TensorBoard event files in
-    # <run>/tensorboard (pip install tensorboard).
-    "logger": "csv",
-    # solo-learn's block: log to Weights & Biases too (pip install wandb); offline: true writes
-    # the run under <run>/wandb with no network, for a later `wandb sync`.
-    "wandb": {"enabled": False, "entity": None, "project": "fkt-plugin", "offline": False},
-}
+RUN_DEFAULTS: dict[str, Any] = defaults_of(RunSchema)
+"""What a recipe leaves out (:class:`fkt_plugin.args.schemas.RunSchema`)."""
 
 LOGGERS = ("csv", "tensorboard")
 
@@ -147,7 +53,8 @@ def validate_run_cfg(cfg: DictConfig) -> DictConfig:
         cfg: A recipe as loaded by hydra (solo-learn schema).
 
     Returns:
-        The same cfg, completed.
+        A completed, untyped copy (a recipe composed on :class:`RunSchema` is typed: its types
+        were checked when hydra composed it; the completion adds keys the schema does not have).
 
     Raises:
         ConfigError: A value is missing or out of range; the message says which and how to fix it.
@@ -156,10 +63,11 @@ def validate_run_cfg(cfg: DictConfig) -> DictConfig:
     if cfg.get("method") is None:
         raise ConfigError(
             "no method given: pass a recipe (e.g. --config-path recipes/pretrain/fashion_mnist "
-            "--config-name fkt_joint) or +method=<name>; known methods: "
+            "--config-name fkt_joint) or method=<name>; known methods: "
             f"{', '.join(sorted(METHODS))}"
         )
     method_cls = METHODS[cfg.method]
+    cfg = mapping_copy(cfg)
     extra = unknown_settings(cfg, RUN_DEFAULTS, free_form=("method", "augmentations"))
     if extra:
         warnings.warn(f"config keys not used by fkt-train: {', '.join(extra)}", stacklevel=2)
@@ -250,6 +158,6 @@ def _check_optimisation(cfg: DictConfig) -> None:
     # A max_steps run checks its warm-up when its epoch size is known (configure_optimizers).
     if cfg.scheduler.name == "warmup_cosine" and cfg.max_steps is None and warmup > cfg.max_epochs:
         # lightly's scheduler would stop the run at its first step with a bare ValueError.
-        raise ConfigError(f"scheduler.warmup_epochs={warmup} is longer than the run "
+        raise ConfigError(f"scheduler.warmup_epochs={warmup:g} is longer than the run "
                           f"(max_epochs={cfg.max_epochs}): lower it, e.g. "
                           f"scheduler.warmup_epochs={min(warmup, cfg.max_epochs / 10):g}")

@@ -64,13 +64,13 @@ def bench_cfg(method: str, variant: str, backbone: str, batch_size: int, workers
                  "scheduler.warmup_epochs=0"]
     if not as_recipe:
         overrides += ["optimizer.name=sgd", "optimizer.lr=0.06", "knn_eval.enabled=false"]
-    if backbone != "resnet18":
-        overrides.append("~backbone.kwargs")
     recipe = PRETRAIN_RECIPES / "cifar10" / f"{method}.yaml"
     cfg = compose_recipe(recipe, overrides)
-    if not as_recipe:
-        with open_dict(cfg):
+    with open_dict(cfg):
+        if not as_recipe:
             cfg.optimizer.kwargs = {}  # the recipe's LARS or Adam arguments do not apply to SGD
+        if backbone != "resnet18":
+            cfg.backbone.kwargs = {}  # the recipe's ResNet arguments are not the other's
     cfg = validate_run_cfg(cfg)
     with open_dict(cfg):
         cfg.data.num_classes, cfg.data.num_channels = 10, 3

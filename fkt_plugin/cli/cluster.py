@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import hydra
-from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
-from fkt_plugin.args.cluster import CLUSTER_DEFAULTS
+from fkt_plugin.args.schemas import ClusterSchema
 from fkt_plugin.cli.errors import user_errors_exit
-from fkt_plugin.cli.hydra_app import QUIET_HYDRA, main_with_help
+from fkt_plugin.cli.hydra_app import main_with_help, store_tool_config
 
 HELP = """\
 fkt-cluster: cluster a teacher's features of a dataset and write pseudo-labels that any student
@@ -39,11 +38,11 @@ the teacher's identity), <out stem>-report.md/.json (cluster sizes, NMI, ARI and
 the true labels where they exist, timings) and <out stem>-clusters.png (the largest clusters).
 Train a student on the ids:
   fkt-train --config-path recipes/pretrain/fashion_mnist --config-name supervised \\
-      +data.pseudo_labels=clusters.npz name=student
+      data.pseudo_labels=clusters.npz name=student
 then evaluate it on the real labels: fkt-eval run_dir=trained_models/student
 """
 
-ConfigStore.instance().store(name="fkt_cluster", node={**QUIET_HYDRA, **CLUSTER_DEFAULTS})
+store_tool_config("fkt_cluster", "fkt_cluster_schema")
 
 
 @hydra.main(version_base="1.3", config_path=None, config_name="fkt_cluster")
@@ -57,7 +56,7 @@ def _run(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Entry point of ``fkt-cluster``."""
-    main_with_help(HELP, _run)
+    main_with_help(HELP, _run, schema=ClusterSchema)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from fkt_plugin.args.schemas import CompareSchema
 from fkt_plugin.cli.errors import user_errors_exit
 from fkt_plugin.cli.hydra_app import main_with_help, recipe_folder, typed_arguments
 from fkt_plugin.config import mapping_copy
@@ -141,7 +142,7 @@ def _start_helpers(logs: Path, count: int) -> list[tuple[subprocess.Popen[bytes]
 
 def main() -> None:
     """Entry point of ``fkt-compare``."""
-    main_with_help(HELP, _run, recipes=(
+    main_with_help(HELP, _run, schema=CompareSchema, recipes=(
         "fkt-compare --config-path recipes/compare --config-name <recipe> [KEY=VALUE ...]",
         PRETRAIN_RECIPES.parent / "compare"))
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import hydra
-from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
-from fkt_plugin.args.evaluation import EVAL_DEFAULTS, PROTOCOLS
+from fkt_plugin.args.evaluation import PROTOCOLS
+from fkt_plugin.args.schemas import EvalSchema
 from fkt_plugin.cli.errors import user_errors_exit
-from fkt_plugin.cli.hydra_app import QUIET_HYDRA, main_with_help
+from fkt_plugin.cli.hydra_app import main_with_help, store_tool_config
 
 HELP = f"""\
 fkt-eval: evaluate the backbone of a finished fkt-train run.
@@ -42,7 +42,7 @@ to run_dir/eval/<protocol>-labels<fraction>.json with a confusion-matrix picture
 of the test features (UMAP where installed). Fine-tuning writes a sibling run directory.
 """
 
-ConfigStore.instance().store(name="fkt_eval", node={**QUIET_HYDRA, **EVAL_DEFAULTS})
+store_tool_config("fkt_eval", "fkt_eval_schema")
 
 
 @hydra.main(version_base="1.3", config_path=None, config_name="fkt_eval")
@@ -57,7 +57,7 @@ def _run(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Entry point of ``fkt-eval``."""
-    main_with_help(HELP, _run)
+    main_with_help(HELP, _run, schema=EvalSchema)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import json
 import hydra
 from omegaconf import DictConfig
 
+from fkt_plugin.args.schemas import RunSchema
 from fkt_plugin.backbones import BACKBONES
 from fkt_plugin.cli.errors import user_errors_exit
 from fkt_plugin.cli.hydra_app import main_with_help
@@ -25,7 +26,7 @@ Overrides use hydra's syntax, for example:
   data.label_fraction=0.1   keep labels for 10% of each class (the rest get target -1)
   max_epochs=20 optimizer.lr=0.1 backbone.name=resnet18 +backbone.kwargs.small_stem=true
   name=my-run checkpoint.dir=trained_models
-  +data.pseudo_labels=clusters.npz   train on fkt-cluster's cluster ids (k classes)
+  data.pseudo_labels=clusters.npz    train on fkt-cluster's cluster ids (k classes)
   data.augmentation_backend=torchvision data.num_workers=8
                             views per image in loader workers instead of the view engine on
                             the device (data.augmentation_backend=kornia: kornia's containers)
@@ -54,7 +55,7 @@ def _run(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Entry point of ``fkt-train``."""
-    main_with_help(HELP, _run, recipes=(
+    main_with_help(HELP, _run, schema=RunSchema, recipes=(
         "fkt-train --config-path recipes/pretrain/<dataset> --config-name <recipe> [KEY=VALUE ...]",
         PRETRAIN_RECIPES))
 
