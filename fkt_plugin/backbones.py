@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import difflib
 import functools
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 from torch import nn
 from torchvision import models
 
-from fkt_plugin.errors import MissingDependencyError, UnknownNameError
+from fkt_plugin.errors import ConfigError, MissingDependencyError, UnknownNameError
 from fkt_plugin.registry import Registry
 
 BackboneBuilder = Callable[..., tuple[nn.Module, int]]
@@ -172,16 +173,33 @@ def backbone_builder(name: str) -> BackboneBuilder:
     return functools.partial(_timm_model, model)
 
 
+def check_backbone_kwargs(name: str, kwargs: Mapping[str, object]) -> None:
+    """Checks ``backbone.kwargs`` against the signature of the backbone's builder (a builder
+    that takes ``**kwargs``, as timm's models do, is left to check its own).
+
+    Raises:
+        ConfigError: A key the builder does not take; the message lists the ones it does.
+    """
+    parameters = inspect.signature(backbone_builder(name)).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    accepted = [p for p in parameters if p != "in_channels"]
+    unknown = sorted(set(map(str, kwargs)) - set(accepted))
+    if unknown:
+        raise ConfigError(f"backbone.kwargs.{unknown[0]} is not an argument of backbone "
+                          f"{name!r}; it takes: {', '.join(accepted) or 'none'}")
+
+
 def build_backbone(name: str, in_channels: int, **kwargs: object) -> tuple[nn.Module, int]:
     """Builds a registered backbone (or ``timm/<model>``) for images with ``in_channels``
     channels.
 
     Raises:
         UnknownNameError: ``name`` is not registered (the message lists the known ones).
-        TypeError: ``kwargs`` holds an argument the backbone does not take.
+        ConfigError: ``kwargs`` holds an argument the backbone does not take.
     """
-    builder = backbone_builder(name)
+    check_backbone_kwargs(name, kwargs)
     try:
-        return builder(in_channels=in_channels, **kwargs)
-    except TypeError as err:
-        raise TypeError(f"backbone {name!r}: bad backbone.kwargs {kwargs}: {err}") from err
+        return backbone_builder(name)(in_channels=in_channels, **kwargs)
+    except TypeError as err:  # a keyword timm's model does not take (checked by timm alone)
+        raise ConfigError(f"backbone {name!r}: bad backbone.kwargs {dict(kwargs)}: {err}") from None

@@ -14,6 +14,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 import fkt_plugin.cli.cluster
+import fkt_plugin.cli.train
 from fkt_plugin.compare import Sweep, run_sweep
 from fkt_plugin.data import load_dataset
 from fkt_plugin.data import pseudo_labels as pseudo_label_files
@@ -58,7 +59,7 @@ def test_cluster_then_a_student_sees_k_classes_and_is_evaluated_on_real_labels(
         assert Path(f"{out.with_suffix('')}{suffix}").is_file()
 
     student = train(load_recipe("supervised", [
-        *tiny_overrides(fmnist_dir, tmp_path / "runs"), f"+data.pseudo_labels={out}",
+        *tiny_overrides(fmnist_dir, tmp_path / "runs"), f"data.pseudo_labels={out}",
         "++name=student"]))
     saved = OmegaConf.load(tmp_path / "runs" / "student" / "config.yaml")
     assert saved.data.num_classes == 7
@@ -82,7 +83,7 @@ def test_a_pseudo_label_file_for_another_dataset_is_refused(teacher: Path, digit
         write_idx(other / IDX_NAMES[split][0], images[part])
         write_idx(other / IDX_NAMES[split][1], labels[part])
     cfg = load_recipe("supervised", [*tiny_overrides(other, tmp_path / "runs"),
-                                     f"+data.pseudo_labels={out}"])
+                                     f"data.pseudo_labels={out}"])
     with pytest.raises(DataFormatError, match="pseudo-labels for another dataset .*"
                                               "train_images: 1400 in the file, 1300 here"):
         train(cfg)
@@ -178,3 +179,22 @@ def test_malformed_student_arms_are_named(fmnist_dir: Path, tmp_path: Path, arm:
                  {"name": "s", "recipe": "supervised", "epochs": 1, **arm}]})
     with pytest.raises(ConfigError, match=message):
         Sweep(cfg)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "foreign"])
+def test_a_damaged_pseudo_label_file_is_named_with_the_way_out(teacher: Path, tmp_path: Path,
+                                                               damage: str) -> None:
+    good = tmp_path / "k3.npz"
+    cluster(OmegaConf.create({"run_dir": str(teacher), "k": 3, "out": str(good)}))
+    bad = tmp_path / "bad.npz"
+    if damage == "truncated":  # a copy that stopped half way
+        bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    else:  # a file of another kind under the name
+        bad.write_bytes(b"PK\x03\x04 not really a zip archive")
+    done = run_tool(fkt_plugin.cli.train.main, "--config-path", "recipes/pretrain/fashion_mnist",
+                    "--config-name", "supervised", f"data.pseudo_labels={bad}",
+                    f"checkpoint.dir={tmp_path / 'runs'}", cwd=REPO)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"error: data.pseudo_labels='{bad}' is not a readable "
+                                  "pseudo-label file")
+    assert "fkt-cluster" in done.stderr and not (tmp_path / "runs").exists()

@@ -19,7 +19,7 @@ from fkt_plugin.args.schemas import RunSchema, defaults_of
 from fkt_plugin.args.solo_lars import translate_solo_lars_kwargs
 from fkt_plugin.augmentation import parse_pipelines
 from fkt_plugin.augmentation.schema import BACKENDS, check_device_resident
-from fkt_plugin.backbones import backbone_builder
+from fkt_plugin.backbones import check_backbone_kwargs
 from fkt_plugin.config import (
     fill_defaults,
     mapping_copy,
@@ -72,7 +72,7 @@ def validate_run_cfg(cfg: DictConfig) -> DictConfig:
     if extra:
         warnings.warn(f"config keys not used by fkt-train: {', '.join(extra)}", stacklevel=2)
     fill_defaults(cfg, RUN_DEFAULTS)
-    backbone_builder(cfg.backbone.name)
+    check_backbone_kwargs(cfg.backbone.name, cfg.backbone.kwargs)
     DATASETS[cfg.data.dataset]
     _check_data(cfg.data)
     _check_optimisation(cfg)

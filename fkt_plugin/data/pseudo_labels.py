@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +70,11 @@ def load(path: str | Path) -> dict[str, Any]:
     try:
         with np.load(path, allow_pickle=False) as stored:
             content = {key: stored[key] for key in stored.files}
-    except (OSError, ValueError) as err:
-        raise DataFormatError(f"{path} is not a pseudo-label file (.npz): {err}") from None
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as err:
+        # A truncated copy or a file of another kind: numpy's zip reader fails in any of these.
+        raise DataFormatError(f"data.pseudo_labels={str(path)!r} is not a readable pseudo-label "
+                              f"file ({type(err).__name__}: {err}); make it again with "
+                              "fkt-cluster run_dir=<teacher run> k=<int> out=<file.npz>") from None
     if str(content.get("format", "")) != FORMAT:
         raise DataFormatError(f"{path} is not a pseudo-label file written by fkt-cluster "
                               f"(format {str(content.get('format', 'missing'))!r})")

@@ -3,6 +3,7 @@ the typed schemas of :mod:`fkt_plugin.args.schemas`), and values are checked by 
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import yaml
 import fkt_plugin.cli.compare
 import fkt_plugin.cli.train
 from fkt_plugin.args.run import RUN_DEFAULTS
+from fkt_plugin.backbones import BACKBONES
 from fkt_plugin.recipes import PRETRAIN_RECIPES
 from tests.helpers import REPO, run_tool
 
@@ -65,3 +67,16 @@ def test_every_compare_recipe_takes_its_documented_keys(recipe: str) -> None:
     assert done.returncode == 0, done.stderr
     cfg = yaml.safe_load(done.stdout)
     assert (cfg["selection"], cfg["val_labels"], cfg["processes"]) == ("last", "extra", 2)
+
+
+def test_a_bad_backbone_kwargs_key_names_it_and_the_accepted_ones(tmp_path: Path) -> None:
+    done = run_tool(fkt_plugin.cli.train.main, "--config-path", "recipes/pretrain/fashion_mnist",
+                    "--config-name", "simclr", "+backbone.kwargs.widht=8",
+                    f"checkpoint.dir={tmp_path}", cwd=REPO)
+    assert done.returncode == 2
+    # The accepted keys are read from the builder itself, not from a list kept beside it.
+    accepted = [p for p in inspect.signature(BACKBONES["small_cnn"]).parameters
+                if p != "in_channels"]
+    assert done.stderr.strip() == (f"error: backbone.kwargs.widht is not an argument of backbone "
+                                   f"'small_cnn'; it takes: {', '.join(accepted)}")
+    assert not any(tmp_path.iterdir())

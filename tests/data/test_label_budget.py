@@ -105,11 +105,11 @@ def test_without_validation_the_last_epoch_is_scored(cifar120: Path, tmp_path: P
     assert results["selected_checkpoint"] is None and results["epochs"] == 2
     assert not (tmp_path / results["name"] / "checkpoints" / "best.ckpt").exists()
     with pytest.raises(ConfigError, match="selection=best_val needs a validation split"):
-        _train(cifar120, tmp_path / "b", "data.val_labels=none", "+selection=best_val")
+        _train(cifar120, tmp_path / "b", "data.val_labels=none", "selection=best_val")
 
 
 def test_max_steps_ends_the_run_whatever_the_epochs(cifar120: Path, tmp_path: Path) -> None:
-    results = _train(cifar120, tmp_path, "data.label_fraction=1.0", "+max_steps=25")
+    results = _train(cifar120, tmp_path, "data.label_fraction=1.0", "max_steps=25")
     # 108 training images in batches of 8 (last one dropped): 13 steps an epoch.
     assert results["optimizer_steps"] == 25 and results["max_steps"] == 25
 
@@ -118,15 +118,15 @@ def test_warm_up_epochs_of_a_max_steps_run_are_its_own_epochs(cifar120: Path,
                                                               tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"scheduler.warmup_epochs=3 is 39 steps, longer than "
                                           r"the run \(max_steps=25\)"):
-        _train(cifar120, tmp_path, "+max_steps=25", "scheduler.warmup_epochs=3")
+        _train(cifar120, tmp_path, "max_steps=25", "scheduler.warmup_epochs=3")
 
 
 def test_validation_every_n_steps_spans_epochs(cifar120: Path, tmp_path: Path) -> None:
     from fkt_plugin.evaluation.plots import read_training_metric
 
     # 10% labels: 10 training labels, one step an epoch; validate every 4 steps.
-    results = _train(cifar120, tmp_path, "data.label_fraction=0.25", "+max_steps=12",
-                     "+val_every_n_steps=4")
+    results = _train(cifar120, tmp_path, "data.label_fraction=0.25", "max_steps=12",
+                     "val_every_n_steps=4")
     assert results["optimizer_steps"] == 12
     points = read_training_metric(tmp_path / results["name"] / "metrics.csv", "val_acc1")
     assert [step for step, _ in points] == [4, 8, 12]
@@ -141,7 +141,7 @@ def test_a_max_steps_run_that_ends_inside_an_epoch_is_validated_at_its_end(
 
     from fkt_plugin.evaluation.plots import read_training_metric
 
-    results = _train(cifar120, tmp_path, "data.label_fraction=1.0", "+max_steps=20")
+    results = _train(cifar120, tmp_path, "data.label_fraction=1.0", "max_steps=20")
     run = tmp_path / results["name"]
     points = read_training_metric(run / "metrics.csv", "val_acc1")
     assert [step for step, _ in points] == [10, 20]
