@@ -1,19 +1,27 @@
-"""Run directories (their saved config and checkpoint files) and the backbone weights of the
-checkpoints users have: ours and solo-learn's (Lightning checkpoints whose ``state_dict`` holds
-``backbone.*`` keys), and plain (torchvision) state dicts.
+"""Checkpoints: the backbone weights of the checkpoints users have (ours and solo-learn's:
+Lightning checkpoints whose ``state_dict`` holds ``backbone.*`` keys; plain or torchvision state
+dicts), where a trained backbone comes from (:class:`BackboneSource`), and how a run writes its
+checkpoints and checks the one it resumes from.
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
+from pytorch_lightning.plugins.io import TorchCheckpointIO
 from torch import nn
 
 from fkt_plugin.backbones import build_backbone
-from fkt_plugin.errors import CheckpointError, ConfigError, MissingDependencyError, MissingPathError
+from fkt_plugin.errors import CheckpointError, ConfigError, MissingDependencyError
+from fkt_plugin.recipes import compose_recipe
+from fkt_plugin.run_dir import RunDirectory
 
 
 @dataclass
@@ -88,57 +96,141 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path) -> KeyReport:
                      sorted(result.unexpected_keys))
 
 
-def backbone_from_checkpoint(cfg: DictConfig, path: str | Path, in_channels: int) -> nn.Module:
-    """The backbone a run cfg names, for images of ``in_channels`` channels, with the weights
-    of the checkpoint at ``path``, on a GPU when there is one.
+@dataclass(frozen=True)
+class BackboneSource:
+    """Where a trained backbone comes from, with one set of keys for every tool that reads one
+    (fkt-eval, fkt-cluster, MV-MR's teacher):
+
+    - ``run_dir``: a run folder of fkt-train (its ``config.yaml`` names backbone and data), with
+      ``checkpoint`` a file name in it (``last.ckpt``, ``best.ckpt``) or a path;
+    - ``recipe`` (+ ``recipe_overrides``) and ``checkpoint`` a file: a checkpoint trained
+      elsewhere (solo-learn, torchvision), described by a training recipe;
+    - ``backbone`` (+ ``backbone_kwargs``) and ``checkpoint`` a file: the backbone alone, where
+      no data is needed (a teacher).
+    """
+
+    run_dir: str | None = None
+    checkpoint: str = "last.ckpt"
+    recipe: str | None = None
+    recipe_overrides: tuple[str, ...] = ()
+    backbone: str | None = None
+    backbone_kwargs: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> BackboneSource:
+        """The source a tool's settings name (a mapping with some of the keys above)."""
+        def get(key: str, default: Any = None) -> Any:
+            value = settings.get(key, default)
+            return default if value is None else value
+
+        return cls(run_dir=get("run_dir"), checkpoint=str(get("checkpoint", "last.ckpt")),
+                   recipe=get("recipe"), recipe_overrides=tuple(get("recipe_overrides", ())),
+                   backbone=get("backbone"),
+                   backbone_kwargs=tuple(dict(get("backbone_kwargs", {})).items()))
+
+    def run_cfg(self) -> DictConfig | None:
+        """The run cfg describing the backbone and data (None for a backbone named alone).
+
+        Raises:
+            ConfigError: No source is given.
+        """
+        if self.run_dir is not None:
+            return RunDirectory(self.run_dir).load_config()
+        if self.recipe is not None:
+            self._checkpoint_file("recipe")
+            return compose_recipe(self.recipe, list(self.recipe_overrides))
+        if self.backbone is not None:
+            return None
+        raise ConfigError("no backbone given: give run_dir=<fkt-train run>, or recipe=<training "
+                          "recipe> with checkpoint=<file>, or backbone=<name> with "
+                          "checkpoint=<file>")
+
+    def _checkpoint_file(self, key: str) -> Path:
+        path = Path(self.checkpoint)
+        if not path.is_file():
+            raise CheckpointError(f"with {key}=, checkpoint must be a file path; {path} does not "
+                                  "exist")
+        return path
+
+    def checkpoint_file(self) -> Path:
+        """The checkpoint file.
+
+        Raises:
+            CheckpointError: It does not exist.
+        """
+        if self.run_dir is not None:
+            return RunDirectory(self.run_dir).checkpoint(self.checkpoint)
+        return self._checkpoint_file("recipe" if self.recipe is not None else "backbone")
+
+    def build(self, in_channels: int, cfg: DictConfig | None = None) -> nn.Module:
+        """The backbone with the checkpoint's weights, in eval mode.
+
+        Args:
+            in_channels: Image channels.
+            cfg: The run cfg from :meth:`run_cfg` (read again if not given).
+
+        Raises:
+            CheckpointError: The checkpoint does not fill the backbone (a key it lacks, a
+                shape of another backbone): its random layers would be scored or distilled.
+        """
+        cfg = cfg if cfg is not None else self.run_cfg()
+        name, kwargs = ((str(cfg.backbone.name), dict(cfg.backbone.kwargs or {}))
+                        if cfg is not None else (str(self.backbone), dict(self.backbone_kwargs)))
+        path = self.checkpoint_file()
+        backbone, _ = build_backbone(name, in_channels=in_channels, **kwargs)
+        report = load_backbone_weights(backbone, path)
+        if report.missing:
+            raise CheckpointError(f"checkpoint {path} does not fill the {name} backbone: {report}")
+        return backbone.eval()
+
+
+def on_best_device(module: nn.Module) -> nn.Module:
+    """``module`` on a GPU when there is one (feature extraction of a whole dataset)."""
+    return module.cuda() if torch.cuda.is_available() else module
+
+
+class SameFolderCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, writing each checkpoint to a temporary file in its own
+    folder, flushed to disk, then renamed over the previous one: a run killed while it writes,
+    or a full disk, leaves the previous ``best.ckpt``/``last.ckpt`` whole (a rename within one
+    filesystem is atomic; Lightning's own writer may move a file across filesystems)."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any,
+                        storage_options: Any | None = None) -> None:
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+        try:
+            with partial.open("wb") as handle:
+                torch.save(checkpoint, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(partial, target)
+        except OSError as err:
+            partial.unlink(missing_ok=True)
+            kept = f"; {target} from before is intact" if target.is_file() else ""
+            if err.errno == errno.ENOSPC:
+                raise CheckpointError(f"no space left in {target.parent} to write {target.name}"
+                                      f"{kept}: free space there or give another checkpoint.dir"
+                                      ) from None
+            raise CheckpointError(f"could not write {target} ({err}){kept}") from None
+
+
+def check_resumable(path: Path) -> None:
+    """Checks that a checkpoint a run would resume from is whole (every entry of torch's zip
+    archive reads back with its checksum), before Lightning loads it.
 
     Raises:
-        CheckpointError: The checkpoint does not fit the backbone (see
-            :func:`load_backbone_weights`).
+        CheckpointError: The file is truncated or not a checkpoint; the message says the way out.
     """
-    backbone, _ = build_backbone(cfg.backbone.name, in_channels=in_channels,
-                                 **cfg.backbone.kwargs)
-    load_backbone_weights(backbone, path)
-    return backbone.cuda() if torch.cuda.is_available() else backbone
-
-
-# What a run saved before a setting existed did, where that differs from today's default:
-# validation labels were on top of the budget, and the best validation epoch was scored.
-LEGACY_RUN_SETTINGS = {"data.val_labels": "extra", "selection": "best_val"}
-
-
-def load_run_config(run_dir: str | Path) -> DictConfig:
-    """The saved ``config.yaml`` of a run directory (a setting it predates reads as what the run
-    did then, :data:`LEGACY_RUN_SETTINGS`)."""
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        raise MissingPathError(f"{path} does not exist: is {run_dir} a run directory made by "
-                                "fkt-train (<checkpoint.dir>/<name>)?")
-    cfg = OmegaConf.load(path)
-    if not isinstance(cfg, DictConfig):
-        raise ConfigError(f"{path} is not a mapping of run settings")
-    for key, value in LEGACY_RUN_SETTINGS.items():
-        if OmegaConf.select(cfg, key, default=None) is None:
-            OmegaConf.update(cfg, key, value, force_add=True)
-    # Filled from the dataset when the run is prepared; not recipe keys.
-    for key in ("num_classes", "num_channels", "ordinal", "class_weights"):
-        cfg.data.pop(key, None)
-    # A student trained on cluster ids is evaluated (and fine-tuned) on the real labels, and a
-    # run whose batches the clusters guided is fine-tuned with uniform batches.
-    if cfg.data.get("pseudo_labels") is not None:
-        cfg.data.pseudo_labels = None
-        if cfg.data.get("batch_sampler") == "guided":
-            cfg.data.batch_sampler = "random"
-    return cfg
-
-
-def checkpoint_path(run_dir: str | Path, checkpoint: str) -> Path:
-    """A run's checkpoint file by name (``last.ckpt``, ``best.ckpt``), or an explicit path."""
-    path = Path(checkpoint)
-    if not path.is_file():
-        path = Path(run_dir) / "checkpoints" / checkpoint
-    if not path.is_file():
-        found = sorted(p.name for p in (Path(run_dir) / "checkpoints").glob("*.ckpt"))
-        raise CheckpointError(f"checkpoint {checkpoint!r} not found in {run_dir}/checkpoints "
-                                f"(found: {', '.join(found) or 'none'}); has the run finished?")
-    return path
+    way_out = (f"move it away to resume from {path.parent / 'best.ckpt'} (copy it to "
+               f"{path.name}) or to start over (auto_resume.enabled=false starts over too)")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (OSError, zipfile.BadZipFile, EOFError) as err:
+        raise CheckpointError(f"{path} cannot be resumed from: it is truncated or not a "
+                              f"checkpoint ({err}); {way_out}") from None
+    if damaged is not None:
+        raise CheckpointError(f"{path} cannot be resumed from: its entry {damaged} is damaged; "
+                              f"{way_out}")

@@ -112,8 +112,9 @@ def require_auto_or_bool(value: Any, name: str) -> None:
         raise ConfigError(f"{name}={value!r} is unknown; use one of auto, true, false")
 
 
-def epochs_for(value: Any, fraction: float, key: str) -> int:
-    """Resolves an epochs setting that is an int or a mapping label fraction → int."""
+def resolve_per_fraction(value: Any, fraction: float, key: str) -> int:
+    """Resolves a per-fraction setting (epochs, steps): an int, or a mapping label fraction →
+    int."""
     if isinstance(value, Mapping):
         matches = [v for f, v in value.items() if abs(float(f) - fraction) < 1e-12]
         if not matches:

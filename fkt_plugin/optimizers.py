@@ -1,4 +1,6 @@
-"""LARS without host-device synchronisations.
+"""The optimisers and learning-rate schedulers a recipe names (:data:`OPTIMIZERS`,
+:data:`SCHEDULERS`: the registries that both validate ``optimizer.name``/``scheduler.name`` and
+build them), and LARS without host-device synchronisations.
 
 lightly's ``LARS`` (You et al., "Large Batch Training of Convolutional Networks", 2017, the
 optimiser of SimCLR and BYOL) decides per parameter in Python whether the trust ratio applies
@@ -10,9 +12,14 @@ This subclass takes the same decision on the device with ``torch.where``; the up
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from lightly.utils.lars import LARS
+from lightly.utils.scheduler import CosineWarmupScheduler
+from torch.optim.lr_scheduler import LRScheduler
+
+from fkt_plugin.registry import Registry
 
 
 class SyncFreeLARS(LARS):
@@ -52,3 +59,50 @@ class SyncFreeLARS(LARS):
                     d_p = d_p.add(buf, alpha=momentum) if group["nesterov"] else buf
                 p.add_(d_p, alpha=-group["lr"])
         return loss
+
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+
+OPTIMIZERS: Registry[OptimizerFactory] = Registry("optimizer")
+"""``optimizer.name`` → a factory ``(param_groups, lr, weight_decay, **optimizer.kwargs)``;
+SGD and LARS get momentum 0.9 unless the kwargs set it (solo-learn's default)."""
+
+
+@OPTIMIZERS.register("sgd")
+def _sgd(params: Any, lr: float, weight_decay: float, **kwargs: Any) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay,
+                           **{"momentum": 0.9, **kwargs})
+
+
+@OPTIMIZERS.register("lars")
+def _lars(params: Any, lr: float, weight_decay: float, **kwargs: Any) -> torch.optim.Optimizer:
+    return SyncFreeLARS(params, lr=lr, weight_decay=weight_decay, **{"momentum": 0.9, **kwargs})
+
+
+OPTIMIZERS.register("adam")(torch.optim.Adam)
+OPTIMIZERS.register("adamw")(torch.optim.AdamW)
+
+SchedulerFactory = Callable[..., LRScheduler | None]
+
+SCHEDULERS: Registry[SchedulerFactory] = Registry("scheduler")
+"""``scheduler.name`` → a factory ``(optimizer, warmup_steps, total_steps, start, end)`` of a
+per-step scheduler (None: a constant learning rate). ``start`` and ``end`` are the warm-up's
+first and the schedule's last learning rate as fractions of ``optimizer.lr``: lightly's
+scheduler scales each parameter group's own rate, so the classifier keeps its ratio."""
+
+WARMUP_SCHEDULERS = ("warmup_cosine",)
+"""The schedulers that read ``scheduler.warmup_epochs``."""
+
+
+@SCHEDULERS.register("cosine")
+@SCHEDULERS.register("warmup_cosine")
+def _cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int, start: float,
+            end: float) -> LRScheduler:
+    return CosineWarmupScheduler(optimizer, warmup_epochs=warmup_steps, max_epochs=total_steps,
+                                 end_value=end, warmup_start_value=start)
+
+
+@SCHEDULERS.register("none")
+def _constant(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int,
+              start: float, end: float) -> None:
+    return None

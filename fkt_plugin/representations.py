@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import kornia.filters
@@ -22,9 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fkt_plugin.backbones import build_backbone
-from fkt_plugin.checkpoints import checkpoint_path, load_backbone_weights, load_run_config
-from fkt_plugin.errors import CheckpointError, ConfigError, MissingDependencyError
+from fkt_plugin.checkpoints import BackboneSource
+from fkt_plugin.errors import ConfigError, MissingDependencyError
 from fkt_plugin.registry import Registry
 
 REPRESENTATIONS: Registry[Callable[..., nn.Module]] = Registry("representation")
@@ -208,24 +206,18 @@ class TeacherEmbedding(nn.Module):
                  backbone: str | None = None, backbone_kwargs: dict[str, Any] | None = None,
                  in_channels: int = 3) -> None:
         super().__init__()
-        if run_dir is not None:
-            cfg = load_run_config(run_dir)
-            path = checkpoint_path(run_dir, checkpoint)
-            name, kwargs = str(cfg.backbone.name), dict(cfg.backbone.kwargs or {})
-        elif backbone is not None and Path(checkpoint).is_file():
-            path, name, kwargs = Path(checkpoint), backbone, dict(backbone_kwargs or {})
-        else:
+        source = BackboneSource(run_dir=run_dir, checkpoint=checkpoint, backbone=backbone,
+                                backbone_kwargs=tuple((backbone_kwargs or {}).items()))
+        if run_dir is None and backbone is None:
             raise ConfigError(
                 "the teacher representation needs method_kwargs.teacher.run_dir=<teacher run "
                 "directory>, or method_kwargs.teacher.checkpoint=<file> with "
                 f"method_kwargs.teacher.backbone=<name> (got run_dir={run_dir!r}, "
                 f"checkpoint={checkpoint!r}, backbone={backbone!r})")
-        self.net, _ = build_backbone(name, in_channels=in_channels, **kwargs)
-        report = load_backbone_weights(self.net, path)
-        if report.missing:
-            # A teacher with random layers would distil noise: refuse rather than warn.
-            raise CheckpointError(f"teacher checkpoint {path} does not fill the {name} backbone: "
-                                  f"{report}")
+        # A teacher with random layers would distil noise: build() refuses a checkpoint that
+        # does not fill the backbone.
+        self.net = source.build(in_channels)
+        path = source.checkpoint_file()
         self.net.requires_grad_(False)
         self.net.eval()
         self.source = str(path)

@@ -26,7 +26,7 @@ from omegaconf import DictConfig, open_dict
 from fkt_plugin.args.cluster import validate_cluster_cfg
 from fkt_plugin.args.run import validate_run_cfg
 from fkt_plugin.augmentation import EvalTransform
-from fkt_plugin.checkpoints import backbone_from_checkpoint, checkpoint_path, load_run_config
+from fkt_plugin.checkpoints import BackboneSource, on_best_device
 from fkt_plugin.clustering import (
     Projection,
     agreement,
@@ -37,25 +37,10 @@ from fkt_plugin.clustering import (
 )
 from fkt_plugin.data import LOADER_KEYS, ImageDataset, load_dataset
 from fkt_plugin.data import pseudo_labels as pseudo_label_files
-from fkt_plugin.errors import CheckpointError, ConfigError
+from fkt_plugin.errors import ConfigError
 from fkt_plugin.evaluation.features import extract_features
 from fkt_plugin.evaluation.plots import plot_image_grid
 from fkt_plugin.evaluation.result_json import result_json
-from fkt_plugin.recipes import compose_recipe
-
-
-def teacher_cfg(cluster_cfg: DictConfig) -> tuple[DictConfig, Path]:
-    """The teacher's run cfg (backbone, data, crop size) and its checkpoint file."""
-    if cluster_cfg.run_dir is not None:
-        cfg = load_run_config(cluster_cfg.run_dir)
-        path = checkpoint_path(cluster_cfg.run_dir, cluster_cfg.checkpoint)
-    else:
-        path = Path(cluster_cfg.checkpoint)
-        if not path.is_file():
-            raise CheckpointError(f"with recipe=, checkpoint must be a file path; {path} does "
-                                  "not exist")
-        cfg = compose_recipe(cluster_cfg.recipe, list(cluster_cfg.recipe_overrides))
-    return cfg, path
 
 
 def with_data(cfg: DictConfig, data: DictConfig | dict[str, Any]) -> DictConfig:
@@ -102,7 +87,11 @@ def cluster(cluster_cfg: DictConfig) -> dict[str, Any]:
         The report's content (also written beside ``out``).
     """
     cluster_cfg = validate_cluster_cfg(cluster_cfg)
-    base_cfg, path = teacher_cfg(cluster_cfg)
+    source = BackboneSource.from_settings(cluster_cfg)
+    base_cfg, path = source.run_cfg(), source.checkpoint_file()
+    if base_cfg is None:
+        raise ConfigError("fkt-cluster needs the teacher's data: give run_dir=<fkt-train run>, "
+                          "or recipe=<training recipe> with checkpoint=<file>")
     cfg = with_data(base_cfg, cluster_cfg.data)
     started = time.time()
     dataset = load_data(cfg)
@@ -110,7 +99,7 @@ def cluster(cluster_cfg: DictConfig) -> dict[str, Any]:
     if cluster_cfg.k > len(dataset.train):
         raise ConfigError(f"k={cluster_cfg.k} is larger than the {len(dataset.train)} training "
                           f"images of {cfg.data.dataset}")
-    backbone = backbone_from_checkpoint(cfg, path, dataset.num_channels)
+    backbone = on_best_device(source.build(dataset.num_channels, cfg))
     train_x, test_x = dataset_features(backbone, dataset, cfg, cluster_cfg.batch_size)
     feature_seconds = time.time() - started
     started = time.time()

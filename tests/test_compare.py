@@ -18,11 +18,12 @@ from omegaconf import OmegaConf
 import fkt_plugin.cli.compare
 import fkt_plugin.cli.eval
 import fkt_plugin.cli.train
-import fkt_plugin.compare
 import fkt_plugin.evaluation.protocols
 import fkt_plugin.runner
-from fkt_plugin.compare import Busy, Sweep, claim, run_sweep, write_report
+import fkt_plugin.sweep.execute
 from fkt_plugin.errors import CheckpointError, ConfigError
+from fkt_plugin.run_dir import fraction_tag
+from fkt_plugin.sweep import Busy, Sweep, claim, draw, run_sweep, write_report
 from tests.helpers import RECIPES, run_tool
 
 TINY = ["optimizer.batch_size=64", "backbone.kwargs.width=4", "scheduler.warmup_epochs=0",
@@ -83,7 +84,7 @@ def test_a_sweep_resumes_without_rerunning_finished_runs(fmnist_dir: Path, tmp_p
         return real_train(cfg, *args, **kwargs)
 
     # Both callers of the runner: the sweep (training runs) and fine-tuning.
-    monkeypatch.setattr(fkt_plugin.compare, "train", counting_train)
+    monkeypatch.setattr(fkt_plugin.sweep.execute, "train", counting_train)
     monkeypatch.setattr(fkt_plugin.evaluation.protocols, "train", counting_train)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(sweep, log=lambda line: None)
@@ -115,7 +116,8 @@ def test_a_sweep_resumes_without_rerunning_finished_runs(fmnist_dir: Path, tmp_p
     assert tuned["initialised_from"]["keys"].endswith("tensors loaded")
 
     trained.clear()
-    report = write_report(sweep, rows, plots=True)
+    report = write_report(sweep.cfg, sweep.out, rows)
+    draw(sweep, rows)
     assert trained == []
     assert "| simclr → linear | " in report and "(n=1)" in report
     # The trained runs (supervised, the fine-tuning) say whether they ended still rising; the
@@ -136,8 +138,8 @@ def test_a_sweep_resumes_without_rerunning_finished_runs(fmnist_dir: Path, tmp_p
     newer = (tmp_path / "out" / "embedding.png").stat().st_mtime + 10
     os.utime(sweep.eval_file(sweep.jobs[0]), (newer, newer))
     notices.clear()
-    write_report(Sweep(OmegaConf.create(compare_cfg(fmnist_dir, tmp_path / "out")),
-                       log=notices.append), rows, plots=True)
+    draw(Sweep(OmegaConf.create(compare_cfg(fmnist_dir, tmp_path / "out")),
+               log=notices.append), rows)
     assert notices == ["embedding.png: supervised, simclr → linear, simclr → fine-tune left out "
                        "(checkpoint not on this machine; rerun with the checkpoints to draw them)"]
 
@@ -313,7 +315,7 @@ def test_the_report_pairs_arms_by_seed_and_bolds_only_cells_of_three_seeds(
     # At 100% labels one seed each: no interval, and no bold.
     rows += [{"arm": arm, "label_fraction": 1.0, "seed": 0, "acc1": 0.9 + i / 100,
               "f1_macro": 0.9} for i, arm in enumerate(["supervised", "simclr → linear"])]
-    report = write_report(sweep, rows, plots=False)
+    report = write_report(sweep.cfg, sweep.out, rows)
     a = [100 * accuracy[("simclr → linear", s)] for s in range(3)]
     b = [100 * accuracy[("supervised", s)] for s in range(3)]
     low, high = stats.ttest_rel(a, b).confidence_interval(0.95)
@@ -361,7 +363,7 @@ def _finish_run(run_dir: Path) -> None:
 
 def _fake_evaluate(settings) -> None:
     """Stands in for evaluate_run: writes the protocol's result file where the sweep reads it."""
-    tag = fkt_plugin.compare.fraction_tag(settings.label_fraction)
+    tag = fraction_tag(settings.label_fraction)
     out = Path(settings.run_dir) / "eval" / f"{settings.protocols[0]}-{tag}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"test": {"acc1": 0.25}}))
@@ -378,8 +380,8 @@ def test_the_progress_line_counts_the_jobs_other_processes_finished(
         sweep.eval_file(last).parent.mkdir(parents=True, exist_ok=True)
         sweep.eval_file(last).write_text(json.dumps({"test": {"acc1": 0.25}}))
 
-    monkeypatch.setattr(fkt_plugin.compare, "train", fake_train)
-    monkeypatch.setattr(fkt_plugin.compare, "evaluate_run", _fake_evaluate)
+    monkeypatch.setattr(fkt_plugin.sweep.execute, "train", fake_train)
+    monkeypatch.setattr(fkt_plugin.sweep.execute, "evaluate_run", _fake_evaluate)
     lines: list[str] = []
     run_sweep(sweep, log=lines.append)
     running = [line for line in lines if ": running (" in line]
@@ -400,8 +402,8 @@ def test_a_sweep_puts_off_work_another_process_holds_and_reads_it_back(
         trained.append(cfg.name)
         _finish_run(sweep.out / "runs" / cfg.name)
 
-    monkeypatch.setattr(fkt_plugin.compare, "train", fake_train)
-    monkeypatch.setattr(fkt_plugin.compare, "evaluate_run", _fake_evaluate)
+    monkeypatch.setattr(fkt_plugin.sweep.execute, "train", fake_train)
+    monkeypatch.setattr(fkt_plugin.sweep.execute, "evaluate_run", _fake_evaluate)
     # "Another process" trains the shared pre-training; it finishes while this one waits.
     lock = sweep.out / "locks" / f"run-{pretraining.name}.lock"
     lock.parent.mkdir(parents=True)

@@ -15,12 +15,12 @@ from omegaconf import OmegaConf
 
 import fkt_plugin.cli.cluster
 import fkt_plugin.cli.train
-from fkt_plugin.compare import Sweep, run_sweep
 from fkt_plugin.data import load_dataset
 from fkt_plugin.data import pseudo_labels as pseudo_label_files
 from fkt_plugin.errors import ConfigError, DataFormatError
 from fkt_plugin.evaluation.protocols import evaluate_run
 from fkt_plugin.runner import train
+from fkt_plugin.sweep import Sweep, run_sweep
 from fkt_plugin.transfer import cluster
 from tests.helpers import (
     IDX_NAMES,

@@ -11,12 +11,12 @@ from fkt_plugin.args.evaluation import PROTOCOLS, validate_eval_cfg
 from fkt_plugin.args.run import SELECTIONS
 from fkt_plugin.args.schemas import DEFAULT_SEEDS, ArmSchema, CompareSchema, defaults_of
 from fkt_plugin.config import (
-    epochs_for,
     fill_defaults,
     mapping_copy,
     require_choice,
     require_in_range,
     require_positive_int,
+    resolve_per_fraction,
     unknown_keys,
     unknown_settings,
 )
@@ -89,9 +89,9 @@ def validate_compare_cfg(cfg: DictConfig) -> DictConfig:
                                   f"non-empty subset of fractions={list(cfg.fractions)}")
         for fraction in arm.fractions or cfg.fractions:
             if arm.steps is None:
-                epochs_for(arm.epochs, fraction, f"arms[{i}].epochs")
+                resolve_per_fraction(arm.epochs, fraction, f"arms[{i}].epochs")
             else:
-                epochs_for(arm.steps, fraction, f"arms[{i}].steps")
+                resolve_per_fraction(arm.steps, fraction, f"arms[{i}].steps")
     require_positive_int(cfg.processes, "processes")
     if cfg.val_labels is not None:
         require_choice(cfg.val_labels, "val_labels", VAL_LABELS)

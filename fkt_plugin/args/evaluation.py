@@ -10,12 +10,12 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from fkt_plugin.args.schemas import EvalSchema, defaults_of
 from fkt_plugin.config import (
-    epochs_for,
     fill_defaults,
     mapping_copy,
     require_in_range,
     require_positive,
     require_positive_int,
+    resolve_per_fraction,
     unknown_settings,
 )
 from fkt_plugin.errors import ConfigError
@@ -49,9 +49,9 @@ def validate_eval_cfg(cfg: DictConfig) -> DictConfig:
         require_in_range(cfg.label_fraction, "label_fraction", 0.0, 1.0, low_open=True)
     if isinstance(cfg.finetune.max_epochs, Mapping):
         for fraction in cfg.finetune.max_epochs:
-            epochs_for(cfg.finetune.max_epochs, float(fraction), "finetune.max_epochs")
+            resolve_per_fraction(cfg.finetune.max_epochs, float(fraction), "finetune.max_epochs")
     else:
-        epochs_for(cfg.finetune.max_epochs, 1.0, "finetune.max_epochs")
+        resolve_per_fraction(cfg.finetune.max_epochs, 1.0, "finetune.max_epochs")
     for key in ("mlp.epochs", "mlp.hidden_dim", "mlp.batch_size", "knn.k", "linear.max_iter"):
         require_positive_int(OmegaConf.select(cfg, key), key)
     for key in ("mlp.lr", "finetune.lr", "knn.temperature"):

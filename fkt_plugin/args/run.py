@@ -33,15 +33,14 @@ from fkt_plugin.data import DATASETS
 from fkt_plugin.data.files import BAD_IMAGE_POLICIES
 from fkt_plugin.data.splits import VAL_LABELS
 from fkt_plugin.errors import ConfigError
+from fkt_plugin.loggers import LOGGERS
 from fkt_plugin.methods import METHODS
+from fkt_plugin.optimizers import OPTIMIZERS, SCHEDULERS, WARMUP_SCHEDULERS
 
 RUN_DEFAULTS: dict[str, Any] = defaults_of(RunSchema)
 """What a recipe leaves out (:class:`fkt_plugin.args.schemas.RunSchema`)."""
 
-LOGGERS = ("csv", "tensorboard")
 
-OPTIMIZERS = ("sgd", "lars", "adam", "adamw")
-SCHEDULERS = ("warmup_cosine", "cosine", "none")
 # solo-learn's rule: ResNets on these CIFAR-sized images get the 3x3 stem without max-pool.
 SMALL_IMAGE_DATASETS = ("cifar10", "cifar100", "fashion_mnist")
 
@@ -76,7 +75,7 @@ def validate_run_cfg(cfg: DictConfig) -> DictConfig:
     DATASETS[cfg.data.dataset]
     _check_data(cfg.data)
     _check_optimisation(cfg)
-    require_choice(cfg.logger, "logger", LOGGERS)
+    require_choice(cfg.logger, "logger", tuple(LOGGERS))
     _resolve_selection(cfg)
     if (cfg.backbone.name.startswith("resnet") and "small_stem" not in cfg.backbone.kwargs
             and cfg.data.dataset in SMALL_IMAGE_DATASETS):
@@ -141,10 +140,10 @@ def _check_data(data: DictConfig) -> None:
 
 
 def _check_optimisation(cfg: DictConfig) -> None:
-    require_choice(cfg.optimizer.name, "optimizer.name", OPTIMIZERS)
+    require_choice(cfg.optimizer.name, "optimizer.name", tuple(OPTIMIZERS))
     if cfg.optimizer.name == "lars":
         translate_solo_lars_kwargs(cfg.optimizer)
-    require_choice(cfg.scheduler.name, "scheduler.name", SCHEDULERS)
+    require_choice(cfg.scheduler.name, "scheduler.name", tuple(SCHEDULERS))
     for key in ("lr", "classifier_lr"):
         require_positive(cfg.optimizer[key], f"optimizer.{key}")
     require_positive_int(cfg.optimizer.batch_size, "optimizer.batch_size")
@@ -156,7 +155,8 @@ def _check_optimisation(cfg: DictConfig) -> None:
     warmup = cfg.scheduler.warmup_epochs
     require_in_range(warmup, "scheduler.warmup_epochs", 0.0, float("inf"))
     # A max_steps run checks its warm-up when its epoch size is known (configure_optimizers).
-    if cfg.scheduler.name == "warmup_cosine" and cfg.max_steps is None and warmup > cfg.max_epochs:
+    if (cfg.scheduler.name in WARMUP_SCHEDULERS and cfg.max_steps is None
+            and warmup > cfg.max_epochs):
         # lightly's scheduler would stop the run at its first step with a bare ValueError.
         raise ConfigError(f"scheduler.warmup_epochs={warmup:g} is longer than the run "
                           f"(max_epochs={cfg.max_epochs}): lower it, e.g. "

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
@@ -71,13 +69,18 @@ test features per arm).
 """
 
 
-HELPER_ENV = "FKT_COMPARE_HELPER"
-"""Set to 1 in the processes that ``processes=N`` starts: they leave the report to the first."""
-
-
 @hydra.main(version_base="1.3", config_path=None, config_name=None)
 def _run(cfg: DictConfig) -> None:
-    from fkt_plugin.compare import Busy, Sweep, claim, run_sweep, write_report
+    from fkt_plugin.sweep import (
+        HELPER_ENV,
+        Busy,
+        Sweep,
+        claim,
+        draw,
+        run_sweep,
+        start_helpers,
+        write_report,
+    )
 
     with user_errors_exit():
         if not cfg:
@@ -85,7 +88,7 @@ def _run(cfg: DictConfig) -> None:
                               "--config-name <name> (see fkt-compare --help)")
         sweep = Sweep(mapping_copy(cfg), base_dir=recipe_folder())
         count = 1 if sweep.cfg.summary_only else int(sweep.cfg.processes)
-        helpers = _start_helpers(sweep.out / "logs", count)
+        helpers = start_helpers(sweep.out / "logs", count)
         try:
             rows = run_sweep(sweep, train_missing=not sweep.cfg.summary_only)
         except BaseException:
@@ -103,7 +106,8 @@ def _run(cfg: DictConfig) -> None:
         # takes minutes) and could interleave their writes: one writes, the others leave it.
         try:
             with claim(sweep.lock_file("report", "report")):
-                print(write_report(sweep, rows, command=command))
+                print(write_report(sweep.cfg, sweep.out, rows, command=command))
+                draw(sweep, rows)
         except Busy:
             print(f"another process of this sweep is writing the report under {sweep.out}; "
                   "its files are complete when that process ends")
@@ -111,33 +115,6 @@ def _run(cfg: DictConfig) -> None:
         if failed:
             raise FKTError("; ".join(f"process {i} of {count} ended with exit status {status} "
                                      f"(its output: {log})" for i, status, log in failed))
-
-
-def _start_helpers(logs: Path, count: int) -> list[tuple[subprocess.Popen[bytes], Path]]:
-    """Starts ``count - 1`` more fkt-compare processes on the same command line (they claim
-    jobs as this one does), each with its share of the cores unless OMP_NUM_THREADS is set."""
-    if count == 1:
-        return []
-    import torch
-
-    threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // count))
-    torch.set_num_threads(int(threads))
-    # The command line as this process got it, the recipe folder made absolute: the helpers
-    # run in the same working directory.
-    args = [arg for arg in sys.argv[1:]
-            if not arg.lstrip("+").startswith("processes=")]
-    logs.mkdir(parents=True, exist_ok=True)
-    helpers = []
-    for i in range(2, count + 1):
-        log = logs / f"process-{i}.log"
-        with log.open("wb") as output:
-            helpers.append((subprocess.Popen(
-                [sys.executable, "-m", "fkt_plugin.cli.compare", *args, "processes=1"],
-                stdout=output, stderr=subprocess.STDOUT,
-                env={**os.environ, "OMP_NUM_THREADS": threads, HELPER_ENV: "1"}), log))
-    print(f"{count} processes share the sweep; the output of the others goes to {logs}/",
-          flush=True)
-    return helpers
 
 
 def main() -> None:

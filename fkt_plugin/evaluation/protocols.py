@@ -23,8 +23,8 @@ from omegaconf import DictConfig, open_dict
 
 from fkt_plugin.args.evaluation import validate_eval_cfg
 from fkt_plugin.args.run import validate_run_cfg
-from fkt_plugin.checkpoints import backbone_from_checkpoint, checkpoint_path, load_run_config
-from fkt_plugin.config import epochs_for, plain_dict
+from fkt_plugin.checkpoints import BackboneSource, on_best_device
+from fkt_plugin.config import plain_dict, resolve_per_fraction
 from fkt_plugin.data import FKTDataModule, ImageDataset
 from fkt_plugin.errors import CheckpointError, ConfigError, MissingPathError
 from fkt_plugin.evaluation.features import extract_features
@@ -35,12 +35,8 @@ from fkt_plugin.evaluation.mlp_probe import fit_mlp_probe
 from fkt_plugin.evaluation.plots import plot_confusion_matrix, plot_embeddings
 from fkt_plugin.evaluation.result_json import result_json
 from fkt_plugin.recipes import compose_recipe
-from fkt_plugin.runner import claim_run_dir, prepare, train
-
-
-def fraction_tag(fraction: float) -> str:
-    """``labels0.1`` for a label fraction of 0.1: the suffix of evaluation files and runs."""
-    return f"labels{fraction:g}"
+from fkt_plugin.run_dir import RunDirectory, fraction_tag
+from fkt_plugin.runner import prepare, train
 
 
 @dataclass
@@ -65,13 +61,13 @@ def frozen_features(run_dir: str | Path, checkpoint: str, label_fraction: float 
         label_fraction: Labelled share of the training pool (default: the run's own).
         splits: Which splits to extract; the others are left empty.
     """
-    cfg = load_run_config(run_dir)
-    path = checkpoint_path(run_dir, checkpoint)
+    source = BackboneSource(run_dir=str(run_dir), checkpoint=checkpoint)
+    cfg = RunDirectory(run_dir).load_config()
     if label_fraction is not None:
         with open_dict(cfg):
             cfg.data.label_fraction = label_fraction
     cfg, dataset, datamodule = prepare(cfg)
-    backbone = backbone_from_checkpoint(cfg, path, dataset.num_channels)
+    backbone = on_best_device(source.build(dataset.num_channels, cfg))
     return _features_of(backbone, datamodule, dataset, splits)
 
 
@@ -147,21 +143,22 @@ def finetune(run_dir: str | Path, checkpoint: str, label_fraction: float,
     Returns:
         The fine-tuning run's ``results.json`` content (model selected on validation).
     """
-    run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir)
-    path = checkpoint_path(run_dir, checkpoint)
+    folder = RunDirectory(run_dir)
+    cfg = folder.load_config()
+    path = folder.checkpoint(checkpoint)
     augmentations = settings.augmentations
     if augmentations is None:
         crop = int(cfg.augmentations[0].crop_size)
         augmentations = [{"rrc": {"enabled": True, "crop_min_scale": 0.5},
                           "horizontal_flip": {"prob": 0.5}, "crop_size": crop, "num_crops": 1}]
     with open_dict(cfg):
-        cfg.name = f"{cfg.name}-finetune-{fraction_tag(label_fraction)}"
+        cfg.name = folder.finetune_name(label_fraction)
         cfg.method = "supervised"
         cfg.method_kwargs = {}
         cfg.pretrained_feature_extractor = str(path)  # as given: relative stays relative
         cfg.data.label_fraction = label_fraction
-        cfg.max_epochs = epochs_for(settings.max_epochs, label_fraction, "finetune.max_epochs")
+        cfg.max_epochs = resolve_per_fraction(settings.max_epochs, label_fraction,
+                                              "finetune.max_epochs")
         cfg.optimizer.lr = settings.lr
         cfg.optimizer.weight_decay = settings.weight_decay
         cfg.scheduler.warmup_epochs = settings.warmup_epochs
@@ -187,7 +184,7 @@ def adopt_recipe(run_dir: Path, recipe: str | Path, checkpoint: str,
                                 "does not exist")
     cfg = compose_recipe(recipe, [*(overrides or []), f"++name={run_dir.name}",
                                   f"checkpoint.dir={run_dir.resolve().parent}"])
-    claim_run_dir(run_dir, validate_run_cfg(cfg))
+    RunDirectory(run_dir).save_config(validate_run_cfg(cfg))
 
 
 def evaluate_run(eval_cfg: DictConfig) -> dict[str, dict[str, Any]]:
@@ -203,10 +200,11 @@ def evaluate_run(eval_cfg: DictConfig) -> dict[str, dict[str, Any]]:
     if eval_cfg.recipe is not None:
         adopt_recipe(run_dir, eval_cfg.recipe, eval_cfg.checkpoint,
                      list(eval_cfg.recipe_overrides))
-    run_cfg = load_run_config(run_dir)
+    folder = RunDirectory(run_dir)
+    run_cfg = folder.load_config()
     fraction = eval_cfg.label_fraction or run_cfg.data.label_fraction
     tag = fraction_tag(fraction)
-    out_dir = run_dir / "eval"
+    out_dir = folder.eval_dir
     results: dict[str, dict[str, Any]] = {}
     frozen = [p for p in eval_cfg.protocols if p != "finetune"]
     if frozen:
@@ -241,7 +239,7 @@ def evaluate_run(eval_cfg: DictConfig) -> dict[str, dict[str, Any]]:
                                "finetune_run": tuned["name"], **tuned}
     out_dir.mkdir(parents=True, exist_ok=True)
     for protocol, content in results.items():
-        (out_dir / f"{protocol}-{tag}.json").write_text(result_json(content))
+        folder.eval_file(protocol, fraction).write_text(result_json(content))
     return results
 
 

@@ -15,7 +15,6 @@ from typing import Any, ClassVar
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from lightly.utils.scheduler import CosineWarmupScheduler
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.trainer.states import TrainerFn
 from torch import nn
@@ -26,7 +25,7 @@ from fkt_plugin.errors import ConfigError, NonFiniteLossError
 from fkt_plugin.evaluation.knn import KNNBank, KNNClassifier
 from fkt_plugin.evaluation.metrics import topk_accuracy
 from fkt_plugin.losses import masked_cross_entropy
-from fkt_plugin.optimizers import SyncFreeLARS
+from fkt_plugin.optimizers import OPTIMIZERS, SCHEDULERS, WARMUP_SCHEDULERS
 
 Batch = tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]
 
@@ -141,17 +140,12 @@ class BaseMethod(pl.LightningModule):
 
     def configure_optimizers(self) -> Any:
         opt_cfg, sched_cfg = self.cfg.optimizer, self.cfg.scheduler
-        kwargs = dict(opt_cfg.kwargs)
-        optimizers = {"sgd": torch.optim.SGD, "lars": SyncFreeLARS, "adam": torch.optim.Adam,
-                      "adamw": torch.optim.AdamW}
-        if opt_cfg.name in ("sgd", "lars"):
-            kwargs.setdefault("momentum", 0.9)
-        optimizer = optimizers[opt_cfg.name](self.learnable_params, lr=opt_cfg.lr,
-                                             weight_decay=opt_cfg.weight_decay, **kwargs)
-        if sched_cfg.name == "none":
-            return optimizer
+        optimizer = OPTIMIZERS[opt_cfg.name](self.learnable_params, lr=opt_cfg.lr,
+                                             weight_decay=opt_cfg.weight_decay,
+                                             **opt_cfg.kwargs)
+        make_scheduler = SCHEDULERS[sched_cfg.name]
         total_steps = int(self.trainer.estimated_stepping_batches)
-        warmup_epochs = sched_cfg.warmup_epochs if sched_cfg.name == "warmup_cosine" else 0
+        warmup_epochs = sched_cfg.warmup_epochs if sched_cfg.name in WARMUP_SCHEDULERS else 0
         if self.cfg.get("max_steps") is None:
             warmup_steps = int(warmup_epochs * total_steps / (self.trainer.max_epochs or 1))
         else:
@@ -161,14 +155,13 @@ class BaseMethod(pl.LightningModule):
             warmup_steps = int(warmup_epochs * self.trainer.num_training_batches)
             if warmup_steps > total_steps:
                 raise ConfigError(
-                    f"scheduler.warmup_epochs={warmup_epochs} is {warmup_steps} steps, longer "
+                    f"scheduler.warmup_epochs={warmup_epochs:g} is {warmup_steps} steps, longer "
                     f"than the run (max_steps={total_steps}): lower scheduler.warmup_epochs")
-        # lightly's scheduler scales each group's own lr, so the classifier keeps its ratio.
-        scheduler = CosineWarmupScheduler(
-            optimizer, warmup_epochs=warmup_steps, max_epochs=total_steps,
-            end_value=sched_cfg.min_lr / opt_cfg.lr,
-            warmup_start_value=sched_cfg.warmup_start_lr / opt_cfg.lr,
-        )
+        scheduler = make_scheduler(optimizer, warmup_steps, total_steps,
+                                   start=sched_cfg.warmup_start_lr / opt_cfg.lr,
+                                   end=sched_cfg.min_lr / opt_cfg.lr)
+        if scheduler is None:
+            return optimizer
         return [optimizer], [{"scheduler": scheduler, "interval": "step"}]
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

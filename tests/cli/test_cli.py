@@ -17,7 +17,8 @@ import fkt_plugin.cli.compare
 import fkt_plugin.cli.eval
 import fkt_plugin.cli.train
 from fkt_plugin.errors import ConfigError
-from fkt_plugin.runner import run_dir_of, train
+from fkt_plugin.run_dir import RunDirectory
+from fkt_plugin.runner import train
 from tests.helpers import RECIPES, REPO, load_recipe, run_tool, tiny_overrides
 
 
@@ -87,14 +88,14 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(fmnist_dir: Path, tmp_pa
     with pytest.raises(RuntimeError, match="simulated interruption"):
         train(load_recipe("supervised", overrides), callbacks=[_Interrupt()])
     cfg = load_recipe("supervised", overrides)
-    last = run_dir_of(cfg) / "checkpoints" / "last.ckpt"
-    assert last.exists() and not (run_dir_of(cfg) / "results.json").exists()
+    last = RunDirectory.of(cfg).path / "checkpoints" / "last.ckpt"
+    assert last.exists() and not (RunDirectory.of(cfg).path / "results.json").exists()
     recorder = _EpochRecorder()
     results = train(cfg, callbacks=[recorder])
     assert recorder.epochs == [1]
     assert results["resumed_from"] == str(last)
     assert f"resuming resume from {last} after epoch 1 " in capsys.readouterr().out
-    with open(run_dir_of(cfg) / "metrics.csv", newline="") as handle:
+    with open(RunDirectory.of(cfg).path / "metrics.csv", newline="") as handle:
         epochs = {row["epoch"] for row in csv.DictReader(handle) if row.get("val_acc1")}
     assert {"0", "1"} <= epochs  # the epoch before the interruption is still in the log
 

@@ -38,13 +38,14 @@ def test_the_final_knn_scores_use_the_reloaded_weights(make_cfg) -> None:
     from sklearn.neighbors import KNeighborsClassifier
 
     from fkt_plugin.methods import METHODS
-    from fkt_plugin.runner import prepare, run_dir_of, train
+    from fkt_plugin.run_dir import RunDirectory
+    from fkt_plugin.runner import prepare, train
 
     cfg = make_cfg("supervised", "max_epochs=3", "knn_eval.k=1", "optimizer.lr=0.3")
     results = train(cfg.copy())
     cfg, _, datamodule = prepare(cfg)
     model = METHODS[cfg.method](cfg)
-    best = torch.load(run_dir_of(cfg) / "checkpoints" / "best.ckpt", map_location="cpu",
+    best = torch.load(RunDirectory.of(cfg).path / "checkpoints" / "best.ckpt", map_location="cpu",
                       weights_only=False)
     model.load_state_dict(best["state_dict"])
     model.eval()

@@ -7,7 +7,7 @@ import math
 import pytest
 from scipy import stats
 
-from fkt_plugin.statistics import paired_difference
+from fkt_plugin.paired import paired_difference
 
 
 def test_the_interval_is_scipys_paired_t_interval() -> None:
