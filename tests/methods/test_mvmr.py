@@ -116,7 +116,7 @@ def test_every_dataset_recipe_trains_with_the_loss_falling(dataset: str) -> None
             "method_kwargs.proj_hidden_dim=64", "method_kwargs.proj_output_dim=32",
             "optimizer.batch_size=16", "accelerator=cpu"])
     with open_dict(cfg):  # the CPU backbone: the recipes' ResNet-18 would take minutes here
-        cfg.backbone = {"name": "small_cnn", "kwargs": {"width": 4}}
+        cfg.backbone.name, cfg.backbone.kwargs = "small_cnn", {"width": 4}
     cfg = validate_run_cfg(cfg)
     assert cfg.method == "mvmr" and cfg.data.dataset == dataset
     with initialize_config_dir(config_dir=str(RECIPE_ROOT / dataset), version_base="1.3"):
