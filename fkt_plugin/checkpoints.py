@@ -214,6 +214,9 @@ class SameFolderCheckpointIO(TorchCheckpointIO):
                                       f"{kept}: free space there or give another checkpoint.dir"
                                       ) from None
             raise CheckpointError(f"could not write {target} ({err}){kept}") from None
+        # What a writer killed before its rename left behind (its pid in the name).
+        for stale in target.parent.glob(f".{target.name}.*.partial"):
+            stale.unlink(missing_ok=True)
 
 
 def check_resumable(path: Path) -> None:
@@ -223,8 +226,8 @@ def check_resumable(path: Path) -> None:
     Raises:
         CheckpointError: The file is truncated or not a checkpoint; the message says the way out.
     """
-    way_out = (f"move it away to resume from {path.parent / 'best.ckpt'} (copy it to "
-               f"{path.name}) or to start over (auto_resume.enabled=false starts over too)")
+    way_out = (f"copy {path.parent / 'best.ckpt'} over it to resume from the best epoch, or "
+               "delete it (or set auto_resume.enabled=false) to start the run over")
     try:
         with zipfile.ZipFile(path) as archive:
             damaged = archive.testzip()

@@ -20,7 +20,7 @@ from fkt_plugin.checkpoints import SameFolderCheckpointIO, check_resumable, load
 from fkt_plugin.data import LOADER_KEYS, FKTDataModule, ImageDataset, load_dataset, pseudo_labels
 from fkt_plugin.data.splits import class_weights
 from fkt_plugin.errors import ConfigError
-from fkt_plugin.evaluation.callbacks import GuidedBatchLog, TestMetrics
+from fkt_plugin.evaluation.callbacks import GuidedBatchLog, OnlineKNN, TestMetrics
 from fkt_plugin.evaluation.convergence import StillRising, still_rising
 from fkt_plugin.evaluation.plots import plot_confusion_matrix, read_training_metric
 from fkt_plugin.loggers import make_loggers
@@ -99,6 +99,12 @@ def _checkpointing(cfg: DictConfig, folder: RunDirectory, val_every: int | None
         every_n_epochs=cfg.checkpoint.frequency if val_every is None else 1)]
 
 
+def _online_knn(cfg: DictConfig, dataset: ImageDataset) -> list[Callback]:
+    """solo-learn's online kNN of the features where ``knn_eval.enabled``."""
+    knn = cfg.knn_eval
+    return [OnlineKNN(dataset.num_classes, knn.k, knn.temperature)] if knn.enabled else []
+
+
 def _resume_point(cfg: DictConfig, folder: RunDirectory, announce: bool) -> Path | None:
     """last.ckpt when the run resumes (checked whole first), else None."""
     last = folder.checkpoints / "last.ckpt"
@@ -170,8 +176,8 @@ def _train_in(cfg: DictConfig, dataset: ImageDataset, datamodule: FKTDataModule,
         # The datamodule's batch samplers split every global batch across processes already.
         use_distributed_sampler=False, precision=cfg.precision,
         logger=make_loggers(cfg, folder.path), plugins=[SameFolderCheckpointIO()],
-        callbacks=[*_checkpointing(cfg, folder, val_every), test_metrics, GuidedBatchLog(),
-                   *callbacks],
+        callbacks=[*_checkpointing(cfg, folder, val_every), *_online_knn(cfg, dataset),
+                   test_metrics, GuidedBatchLog(), *callbacks],
         log_every_n_steps=cfg.log_every_n_steps,
         # Every val_every steps across epochs, or once an epoch.
         val_check_interval=val_every if val_every is not None else 1.0,

@@ -7,7 +7,7 @@ from typing import Any
 
 from omegaconf import DictConfig, open_dict
 
-from fkt_plugin.args.evaluation import PROTOCOLS, validate_eval_cfg
+from fkt_plugin.args.evaluation import validate_eval_cfg
 from fkt_plugin.args.run import SELECTIONS
 from fkt_plugin.args.schemas import DEFAULT_SEEDS, ArmSchema, CompareSchema, defaults_of
 from fkt_plugin.config import (
@@ -22,6 +22,7 @@ from fkt_plugin.config import (
 )
 from fkt_plugin.data.splits import VAL_LABELS
 from fkt_plugin.errors import ConfigError
+from fkt_plugin.evaluation.protocol_registry import PROTOCOLS
 
 COMPARE_DEFAULTS: dict[str, Any] = defaults_of(CompareSchema)
 """A sweep's settings (:class:`fkt_plugin.args.schemas.CompareSchema`)."""

@@ -19,8 +19,7 @@ from fkt_plugin.config import (
     unknown_settings,
 )
 from fkt_plugin.errors import ConfigError
-
-PROTOCOLS = ("linear", "mlp", "knn", "finetune")
+from fkt_plugin.evaluation.protocol_registry import PROTOCOLS
 
 EVAL_DEFAULTS: dict[str, Any] = defaults_of(EvalSchema)
 """Evaluation protocols of a finished run (:class:`fkt_plugin.args.schemas.EvalSchema`)."""

@@ -7,10 +7,10 @@ import json
 import hydra
 from omegaconf import DictConfig
 
-from fkt_plugin.args.evaluation import PROTOCOLS
 from fkt_plugin.args.schemas import EvalSchema
 from fkt_plugin.cli.errors import user_errors_exit
 from fkt_plugin.cli.hydra_app import main_with_help, store_tool_config
+from fkt_plugin.evaluation.protocol_registry import PROTOCOLS
 
 HELP = f"""\
 fkt-eval: evaluate the backbone of a finished fkt-train run.

@@ -14,7 +14,6 @@ from the checkpoint) with its own checkpoints and ``results.json``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,31 +23,17 @@ from omegaconf import DictConfig, open_dict
 from fkt_plugin.args.evaluation import validate_eval_cfg
 from fkt_plugin.args.run import validate_run_cfg
 from fkt_plugin.checkpoints import BackboneSource, on_best_device
-from fkt_plugin.config import plain_dict, resolve_per_fraction
+from fkt_plugin.config import resolve_per_fraction
 from fkt_plugin.data import FKTDataModule, ImageDataset
 from fkt_plugin.errors import CheckpointError, ConfigError, MissingPathError
 from fkt_plugin.evaluation.features import extract_features
-from fkt_plugin.evaluation.knn import KNNClassifier
-from fkt_plugin.evaluation.linear_probe import fit_linear_probe
-from fkt_plugin.evaluation.metrics import classification_metrics, confusion, topk_accuracy
-from fkt_plugin.evaluation.mlp_probe import fit_mlp_probe
+from fkt_plugin.evaluation.metrics import classification_metrics, confusion
 from fkt_plugin.evaluation.plots import plot_confusion_matrix, plot_embeddings
+from fkt_plugin.evaluation.protocol_registry import PROTOCOLS, FrozenFeatures
 from fkt_plugin.evaluation.result_json import result_json
 from fkt_plugin.recipes import compose_recipe
 from fkt_plugin.run_dir import RunDirectory, fraction_tag
 from fkt_plugin.runner import prepare, train
-
-
-@dataclass
-class FrozenFeatures:
-    """Backbone features of the labelled training, validation and test images, with labels."""
-
-    train: tuple[torch.Tensor, torch.Tensor]
-    val: tuple[torch.Tensor, torch.Tensor]
-    test: tuple[torch.Tensor, torch.Tensor]
-    dataset: ImageDataset
-    # Labels the protocol uses: {"train", "val", "total"} (FKTDataModule.labels).
-    labels: dict[str, int]
 
 
 def frozen_features(run_dir: str | Path, checkpoint: str, label_fraction: float | None = None,
@@ -81,59 +66,6 @@ def _features_of(backbone: torch.nn.Module, datamodule: FKTDataModule, dataset: 
                     split.targets) if name in wanted else empty
              for name, split in splits.items()}
     return FrozenFeatures(**feats, dataset=dataset, labels=datamodule.labels)
-
-
-def frozen_protocol_scores(protocol: str, feats: FrozenFeatures,
-                           settings: DictConfig) -> tuple[torch.Tensor, dict[str, Any]]:
-    """Test scores ``(N, C)`` of one frozen-feature protocol, and what it selected on val."""
-    num_classes = feats.dataset.num_classes
-    train_x, train_y = feats.train
-    val_x, val_y = feats.val
-    test_x, _ = feats.test
-    if not len(val_y):
-        return _scores_without_validation(protocol, feats, settings)
-    if protocol == "linear":
-        probe = fit_linear_probe(train_x, train_y, val_x, val_y, num_classes,
-                                 weight_decays=list(settings.weight_decays),
-                                 max_iter=settings.max_iter)
-        return probe.scores(test_x), {"weight_decay": probe.weight_decay,
-                                      "val": {"acc1": probe.val_acc1}}
-    if protocol == "mlp":
-        mlp = fit_mlp_probe(train_x, train_y, val_x, val_y, num_classes,
-                            **plain_dict(settings))
-        return mlp.scores(test_x), {"best_epoch": mlp.best_epoch, "val": {"acc1": mlp.val_acc1}}
-    if protocol == "knn":
-        knn = KNNClassifier(num_classes, settings.k, settings.temperature).fit(train_x, train_y)
-        val_acc = topk_accuracy(knn.scores(val_x), val_y, 1).item()
-        return knn.scores(test_x), {"k": settings.k, "temperature": settings.temperature,
-                                    "val": {"acc1": val_acc}}
-    raise ValueError(f"{protocol!r} is not a frozen-feature protocol")
-
-
-def _scores_without_validation(protocol: str, feats: FrozenFeatures, settings: DictConfig
-                               ) -> tuple[torch.Tensor, dict[str, Any]]:
-    """A run without a validation split (``data.val_labels=none``): nothing is selected, so
-    each protocol must be fully specified."""
-    num_classes = feats.dataset.num_classes
-    train_x, train_y = feats.train
-    test_x, _ = feats.test
-    if protocol == "linear":
-        if len(settings.weight_decays) != 1:
-            raise ConfigError(
-                f"the run has no validation split (data.val_labels=none) to choose among "
-                f"linear.weight_decays={list(settings.weight_decays)}: give one, e.g. "
-                "linear.weight_decays=[1e-4]")
-        probe = fit_linear_probe(train_x, train_y, train_x[:0], train_y[:0], num_classes,
-                                 weight_decays=list(settings.weight_decays),
-                                 max_iter=settings.max_iter)
-        return probe.scores(test_x), {"weight_decay": probe.weight_decay, "val": None}
-    if protocol == "knn":
-        knn = KNNClassifier(num_classes, settings.k, settings.temperature).fit(train_x, train_y)
-        return knn.scores(test_x), {"k": settings.k, "temperature": settings.temperature,
-                                    "val": None}
-    raise ConfigError(f"the {protocol} protocol selects its epoch on validation, and the run has "
-                      "no validation split (data.val_labels=none): use linear or knn, or a run "
-                      "with data.val_labels=budget")
 
 
 def finetune(run_dir: str | Path, checkpoint: str, label_fraction: float,
@@ -206,13 +138,13 @@ def evaluate_run(eval_cfg: DictConfig) -> dict[str, dict[str, Any]]:
     tag = fraction_tag(fraction)
     out_dir = folder.eval_dir
     results: dict[str, dict[str, Any]] = {}
-    frozen = [p for p in eval_cfg.protocols if p != "finetune"]
+    frozen = [p for p in eval_cfg.protocols if PROTOCOLS[p].frozen]
     if frozen:
         feats = frozen_features(run_dir, eval_cfg.checkpoint, fraction)
         dataset = feats.dataset
         test_y = feats.test[1]
         for protocol in frozen:
-            scores, selection = frozen_protocol_scores(protocol, feats, eval_cfg[protocol])
+            scores, selection = PROTOCOLS[protocol].score(feats, eval_cfg[protocol])
             predicted = scores.argmax(1)
             matrix = confusion(test_y, predicted, dataset.num_classes)
             results[protocol] = {

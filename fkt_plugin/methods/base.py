@@ -16,13 +16,11 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf, open_dict
-from pytorch_lightning.trainer.states import TrainerFn
 from torch import nn
 
 from fkt_plugin.augmentation.schema import count_views
 from fkt_plugin.backbones import build_backbone
 from fkt_plugin.errors import ConfigError, NonFiniteLossError
-from fkt_plugin.evaluation.knn import KNNBank, KNNClassifier
 from fkt_plugin.evaluation.metrics import topk_accuracy
 from fkt_plugin.losses import masked_cross_entropy
 from fkt_plugin.optimizers import OPTIMIZERS, SCHEDULERS, WARMUP_SCHEDULERS
@@ -81,9 +79,11 @@ class BaseMethod(pl.LightningModule):
         weights = cfg.data.get("class_weights")
         self.register_buffer("class_weights",
                              torch.tensor(weights, dtype=torch.float32) if weights else None)
-        self.knn_bank = (KNNBank(self.num_classes, cfg.knn_eval.k, cfg.knn_eval.temperature)
-                         if cfg.knn_eval.enabled else None)
-        self._knn: KNNClassifier | None = None
+        # What the last step encoded, for callbacks (the online kNN): the supervised view's
+        # features and targets of a training step, the features of an evaluation step.
+        self.supervised_feats = torch.empty(0)
+        self.supervised_targets = torch.empty(0, dtype=torch.long)
+        self.eval_feats = torch.empty(0)
         # Device-side running sums and the first non-finite loss, read by the host only at
         # logging time: a check per step would stall the device once per step.
         self._train_hits = torch.zeros(2)
@@ -228,8 +228,7 @@ class BaseMethod(pl.LightningModule):
         self.log_dict(logs, on_epoch=True, on_step=False, sync_dist=True,
                       batch_size=len(targets))
         self.log("loss", loss, prog_bar=True, logger=False)
-        if self.knn_bank is not None:
-            self.knn_bank.add(sup_feats, targets)
+        self.supervised_feats, self.supervised_targets = sup_feats.detach(), targets
         return loss
 
     def _track(self, loss: torch.Tensor, logs: dict[str, torch.Tensor], logits: torch.Tensor,
@@ -270,8 +269,6 @@ class BaseMethod(pl.LightningModule):
         self._first_bad_step = self._first_bad_step.to(self.device)
 
     def on_train_epoch_start(self) -> None:
-        if self.knn_bank is not None:
-            self.knn_bank.reset()
         self._train_hits = torch.zeros(2, device=self.device)
 
     def on_train_epoch_end(self) -> None:
@@ -279,40 +276,9 @@ class BaseMethod(pl.LightningModule):
         if labelled:
             self.log("train_acc1", hits / labelled)
 
-    def _fit_knn(self) -> None:
-        """The kNN of this evaluation: during training, on the features the epoch's labelled
-        images had (solo-learn's online kNN); in a validation or test after training, on the
-        labelled training images encoded by the weights being scored (a reloaded best
-        checkpoint's bank would otherwise hold another epoch's features)."""
-        if self.knn_bank is None:
-            self._knn = None
-        elif self.trainer.state.fn == TrainerFn.FITTING:
-            self._knn = self.knn_bank.classifier()
-        else:
-            self._knn = self._knn_of_labelled_train()
-
-    @torch.no_grad()
-    def _knn_of_labelled_train(self) -> KNNClassifier | None:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is None or not hasattr(datamodule, "labelled_train_loader"):
-            return self.knn_bank.classifier() if self.knn_bank is not None else None
-        transform = datamodule.eval_transform.to(self.device)
-        feats, targets = [], []
-        # In the run's precision (bf16-mixed, ...), as the validation steps that query it.
-        with self.trainer.precision_plugin.forward_context():
-            for _, images, labels in datamodule.labelled_train_loader():
-                feats.append(self(transform(images.to(self.device)))["feats"].float())
-                targets.append(labels.to(self.device))
-        if not feats:
-            return None
-        knn = self.cfg.knn_eval
-        return KNNClassifier(self.num_classes, knn.k, knn.temperature).fit(
-            torch.cat(feats), torch.cat(targets))
-
     def on_validation_epoch_start(self) -> None:
         # Before validation, hence before this epoch's checkpoints are written.
         self.check_finite()
-        self._fit_knn()
 
     def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor],
                   prefix: str) -> dict[str, torch.Tensor]:
@@ -323,18 +289,13 @@ class BaseMethod(pl.LightningModule):
                    f"{prefix}_acc1": topk_accuracy(logits, targets, 1)}
         if self.num_classes >= 5:
             metrics[f"{prefix}_acc5"] = topk_accuracy(logits, targets, 5)
-        if self._knn is not None:
-            metrics[f"{prefix}_knn_acc1"] = topk_accuracy(self._knn.scores(out["feats"]),
-                                                          targets, 1)
         self.log_dict(metrics, on_epoch=True, sync_dist=True, batch_size=len(targets),
                       prog_bar=prefix == "val")
+        self.eval_feats = out["feats"]
         return out
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val")
-
-    def on_test_epoch_start(self) -> None:
-        self._fit_knn()
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor],
                   batch_idx: int) -> dict[str, torch.Tensor]:

@@ -119,10 +119,10 @@ def _ensure_trained(sweep: Sweep, job: Job) -> None:
     with claim(sweep.lock_file("run", run_dir.name)):
         if RunDirectory(run_dir).trained():
             return
-        if (run_dir / "results.json").is_file():
+        if RunDirectory(run_dir).results_file.is_file():
             sweep.log(f"{run_dir.name}: results read back but no checkpoint here; training "
                       "it again (same seed and settings) for the jobs that still need it")
-            (run_dir / "results.json").unlink()
+            RunDirectory(run_dir).results_file.unlink()
         train(sweep.run_cfg(job))
 
 

@@ -26,9 +26,10 @@ from fkt_plugin.args.compare import seeds_for, validate_compare_cfg
 from fkt_plugin.args.run import validate_run_cfg
 from fkt_plugin.config import resolve_per_fraction
 from fkt_plugin.errors import ConfigError, MissingPathError
+from fkt_plugin.evaluation.protocol_registry import PROTOCOLS
 from fkt_plugin.methods import METHODS
 from fkt_plugin.recipes import apply_value_overrides, compose_recipe
-from fkt_plugin.run_dir import fraction_tag
+from fkt_plugin.run_dir import RunDirectory, fraction_tag
 
 
 def slug(text: str) -> str:
@@ -165,11 +166,15 @@ class Sweep:
     def run_dir(self, job: Job) -> Path:
         return self.out / "runs" / self.run_cfg(job).name
 
+    def folder(self, job: Job) -> RunDirectory:
+        """The run folder of a job's training run."""
+        return RunDirectory(self.run_dir(job))
+
     def eval_file(self, job: Job) -> Path:
         """Where a job's test metrics are read from."""
         if job.arm.protocol is None:
-            return self.run_dir(job) / "results.json"
-        return self.run_dir(job) / "eval" / f"{job.arm.protocol}-{fraction_tag(job.fraction)}.json"
+            return self.folder(job).results_file
+        return self.folder(job).eval_file(job.arm.protocol, job.fraction)
 
     def finished(self, job: Job) -> bool:
         return self.eval_file(job).is_file()
@@ -182,17 +187,17 @@ class Sweep:
         Raises:
             ConfigError: The recorded setting differs.
         """
-        results_file = self.run_dir(job) / "results.json"
-        if not results_file.is_file():
+        folder = self.folder(job)
+        if not folder.results_file.is_file():
             return
-        results = json.loads(results_file.read_text())
-        recorded = {"selection": results.get("selection"),
-                    "val_labels": (results.get("labels") or {}).get("val_labels")}
+        results = folder.read_results()
+        recorded = {"selection": results.selection,
+                    "val_labels": (results.labels or {}).get("val_labels")}
         for key, was in recorded.items():
             wanted = self.cfg[key]
             if wanted is not None and was is not None and was != wanted:
                 raise ConfigError(
-                    f"{results_file.parent.name} under {self.out} was run with {key}={was}, "
+                    f"{folder.name} under {self.out} was run with {key}={was}, "
                     f"this sweep asks for {key}={wanted}; give the sweep another out= (runs of "
                     f"different {key} are not mixed in one table)")
 
@@ -205,7 +210,7 @@ class Sweep:
         (None for frozen-feature protocols: their backbone is the pre-training's)."""
         if job.arm.protocol is None:
             return self.run_dir(job), "best.ckpt"
-        if job.arm.protocol == "finetune":
+        if not PROTOCOLS[job.arm.protocol].frozen:  # fine-tuning: a run of its own
             tuned = json.loads(self.eval_file(job).read_text())["finetune_run"]
             return self.out / "runs" / tuned, "best.ckpt"
         return None

@@ -36,9 +36,9 @@ def _plot_curves(sweep: Sweep) -> None:
     curves: dict[str, dict[str, Path]] = {}
     for job in sweep.jobs:
         found = sweep.classifier_run(job) if job.seed == seed and sweep.finished(job) else None
-        if found and (found[0] / "metrics.csv").is_file():
+        if found and RunDirectory(found[0]).metrics_csv.is_file():
             group = f"{100 * job.fraction:g}% labels, seed {seed}"
-            curves.setdefault(group, {})[job.arm.name] = found[0] / "metrics.csv"
+            curves.setdefault(group, {})[job.arm.name] = RunDirectory(found[0]).metrics_csv
     if curves:
         plot_training_curves(curves, "val_acc1", sweep.out / "training_curves.png")
 
@@ -50,7 +50,7 @@ def _plot_pretraining_knn(sweep: Sweep) -> None:
     for job in sweep.jobs:
         if job.arm.protocol is None or job.seed != sweep.first_seed:
             continue
-        metrics = sweep.run_dir(job) / "metrics.csv"
+        metrics = sweep.folder(job).metrics_csv
         if metrics.is_file():
             lines.setdefault(str(sweep.run_cfg(job).name), metrics)
     if lines:
