@@ -2,7 +2,7 @@
 
 >>> from fkt_plugin import METHODS
 >>> sorted(METHODS)
-['byol', 'fkt_joint', 'simclr', 'supervised']
+['byol', 'dae', 'fkt_joint', 'mvmr', 'simclr', 'supervised']
 """
 
 from fkt_plugin.methods import METHODS, BaseMethod

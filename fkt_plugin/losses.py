@@ -92,10 +92,16 @@ class JointLoss(nn.Module):
         targets: ``(B,)`` class indices, -1 for unlabelled images.
 
     Examples:
+        >>> import torch
         >>> criterion = JointLoss()
-        >>> out = criterion(projector(backbone(v0)), projector(backbone(v1)),
-        ...                 classifier(backbone(v2)), targets)
+        >>> z0 = torch.randn(8, 16, requires_grad=True)  # projector(backbone(view0))
+        >>> z1 = torch.randn(8, 16)                      # projector(backbone(view1))
+        >>> logits = torch.randn(8, 10, requires_grad=True)  # classifier(backbone(view2))
+        >>> targets = torch.tensor([3, -1, 0, -1, 9, 2, -1, 1])  # -1: unlabelled
+        >>> out = criterion(z0, z1, logits, targets)
         >>> out.loss.backward()
+        >>> bool(torch.isclose(out.loss, out.ssl + out.supervised))
+        True
     """
 
     class_weights: torch.Tensor | None

@@ -20,6 +20,12 @@ class Registry(dict[str, T]):
         >>> BACKBONES = Registry("backbone")
         >>> @BACKBONES.register("tiny")
         ... def tiny(): ...
+        >>> BACKBONES["tiny"] is tiny
+        True
+        >>> BACKBONES["huge"]
+        Traceback (most recent call last):
+        ...
+        fkt_plugin.errors.UnknownNameError: unknown backbone 'huge'; known backbones: tiny
     """
 
     def __init__(self, kind: str) -> None:

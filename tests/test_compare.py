@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -21,10 +22,11 @@ import fkt_plugin.cli.train
 import fkt_plugin.evaluation.protocols
 import fkt_plugin.runner
 import fkt_plugin.sweep.execute
+import fkt_plugin.sweep.plan
 from fkt_plugin.errors import CheckpointError, ConfigError
 from fkt_plugin.run_dir import fraction_tag
-from fkt_plugin.sweep import Busy, Sweep, claim, draw, run_sweep, write_report
-from tests.helpers import RECIPES, run_tool
+from fkt_plugin.sweep import Busy, Sweep, claim, draw, recorded_command, run_sweep, write_report
+from tests.helpers import RECIPES, REPO, run_tool
 
 TINY = ["optimizer.batch_size=64", "backbone.kwargs.width=4", "scheduler.warmup_epochs=0",
         "accelerator=cpu", "++log_every_n_steps=1"]
@@ -486,3 +488,31 @@ def test_a_sweep_refuses_runs_made_under_another_selection_or_label_protocol(
         other = Sweep(OmegaConf.create(compare_cfg(fmnist_dir, tmp_path / "out", **change)))
         with pytest.raises(ConfigError, match=message):
             run_sweep(other, train_missing=False, log=lambda line: None)
+
+
+COMMITTED_STUDIES = {"fashion_mnist_study": "fashion_mnist/sweep",
+                     "fashion_mnist_study_last": "fashion_mnist/sweep_last",
+                     "fashion_mnist_cluster_transfer": "cluster_transfer/sweep",
+                     "fashion_mnist_gsimclr": "gsimclr/sweep", "fashion_mnist_mvmr": "mvmr/sweep"}
+
+
+@pytest.mark.parametrize("recipe", sorted(COMMITTED_STUDIES))
+def test_a_committed_study_rebuilds_its_report_byte_identical_composing_nothing(
+        recipe: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    committed = REPO / "docs" / "results" / COMMITTED_STUDIES[recipe]
+    copy = tmp_path / "sweep"
+    shutil.copytree(committed, copy, ignore=shutil.ignore_patterns("*.png", "*.npz", "locks"))
+    # What is rebuilt is gone but for the command the report quotes (the one that ran it).
+    (copy / "results.csv").unlink()
+    command = recorded_command(copy)
+    (copy / "results.md").write_text(f"Command: `{command}`\n")
+
+    def no_composing(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a summary composed a recipe")
+
+    monkeypatch.setattr(fkt_plugin.sweep.plan, "compose_recipe", no_composing)
+    done = run_tool(fkt_plugin.cli.compare.main, "--config-path", "recipes/compare",
+                    "--config-name", recipe, "summary_only=true", f"out={copy}", cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    for name in ("results.md", "results.csv"):
+        assert (copy / name).read_bytes() == (committed / name).read_bytes(), name

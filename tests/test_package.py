@@ -4,7 +4,10 @@ module, no private name imported from another package, and one error base."""
 from __future__ import annotations
 
 import ast
+import doctest
+import importlib
 import inspect
+import re
 from pathlib import Path
 
 import fkt_plugin
@@ -128,3 +131,48 @@ def test_every_command_line_tool_is_installed_and_loads_its_entry_point() -> Non
     for name, ep in tools.items():
         assert callable(ep.load()) and ep.value.endswith(":main"), name
         assert (Path(sys.executable).parent / name).is_file(), f"{name} is not installed"
+
+
+def _modules_with_examples() -> list[str]:
+    return sorted(".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+                  .removesuffix(".__init__")
+                  for path in PACKAGE.rglob("*.py") if ">>> " in path.read_text())
+
+
+def test_every_docstring_example_runs_as_written() -> None:
+    modules = _modules_with_examples()
+    assert "fkt_plugin" in modules and "fkt_plugin.losses" in modules
+    for name in modules:
+        result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+        assert result.attempted > 0 and result.failed == 0, name
+
+
+README = PACKAGE.parent / "README.md"
+
+
+def _layout_block() -> list[str]:
+    text = README.read_text().split("## Layout", 1)[1]
+    return text.split("```", 2)[1].splitlines()
+
+
+def test_the_readme_layout_names_every_module_and_only_those() -> None:
+    lines = _layout_block()
+    # Top-level entries: `  name.py` or `  folder/` at two spaces; a folder's own modules are
+    # named in its description, up to the next entry.
+    entries: dict[str, str] = {}
+    current = None
+    for line in lines:
+        if line.startswith("  ") and not line.startswith("   ") and line.split():
+            current = line.split()[0]
+            entries[current] = line
+        elif current is not None and line.startswith("   "):
+            entries[current] += " " + line.strip()
+        elif not line.startswith(" "):
+            current = None
+    package = {p.name + ("/" if p.is_dir() else "") for p in PACKAGE.iterdir()
+               if p.name != "__pycache__" and p.name != "__init__.py"}
+    assert set(entries) == package
+    for folder in (e for e in entries if e.endswith("/")):
+        modules = {p.name for p in (PACKAGE / folder).glob("*.py") if p.name != "__init__.py"}
+        named = set(re.findall(r"[a-z_0-9]+\.py", entries[folder]))
+        assert named == modules, folder

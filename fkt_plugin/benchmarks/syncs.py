@@ -61,11 +61,12 @@ class SyncRecorder:
     """Counts torch's synchronisation warnings by call site while it is entered; every other
     warning goes on to the warning display as before.
 
-    Example:
+    Example (on a GPU the warnings come from ``torch.cuda.set_sync_debug_mode("warn")``):
+        >>> import warnings
         >>> with SyncRecorder() as recorder:
-        ...     torch.cuda.set_sync_debug_mode("warn")
-        ...     ...
-        >>> recorder.sites  # Counter of (owner, site)
+        ...     warnings.warn(SYNC_WARNING)
+        >>> sum(recorder.sites.values())  # recorder.sites: a Counter of (owner, site)
+        1
     """
 
     def __init__(self) -> None:

@@ -48,7 +48,7 @@ A compare recipe declares:
 Every run has its own directory under <out>/runs; finished runs are read back, so an interrupted
 sweep resumes where it stopped (also in another checkout that has only the runs' result files:
 a pre-training that an unfinished job still needs is trained again). summary_only=true trains
-nothing and summarises what is finished.
+nothing and summarises what is finished (the report keeps quoting the command that made it).
 
 processes=N shares the sweep between N processes, e.g. on a GPU that one small run leaves
 mostly idle, or on a many-core machine (each gets cores/N threads unless OMP_NUM_THREADS is set;
@@ -77,6 +77,7 @@ def _run(cfg: DictConfig) -> None:
         Sweep,
         claim,
         draw,
+        recorded_command,
         run_sweep,
         start_helpers,
         write_report,
@@ -102,6 +103,8 @@ def _run(cfg: DictConfig) -> None:
             print("process 1 of this sweep writes the report", flush=True)
             return
         command = "fkt-compare " + " ".join(typed_arguments() or sys.argv[1:])
+        if sweep.cfg.summary_only:  # a rebuilt report quotes the command that made the runs
+            command = recorded_command(sweep.out) or command
         # Processes that finish one sweep together would each redraw the same pictures (a t-SNE
         # takes minutes) and could interleave their writes: one writes, the others leave it.
         try:

@@ -15,7 +15,7 @@ rows alone), :mod:`.plots` (the pictures).
 from fkt_plugin.sweep.execute import HELPER_ENV, Busy, claim, run_job, run_sweep, start_helpers
 from fkt_plugin.sweep.plan import Job, Sweep
 from fkt_plugin.sweep.plots import draw
-from fkt_plugin.sweep.report import write_report
+from fkt_plugin.sweep.report import recorded_command, write_report
 
-__all__ = ["HELPER_ENV", "Busy", "Job", "Sweep", "claim", "draw", "run_job", "run_sweep",
-           "start_helpers", "write_report"]
+__all__ = ["HELPER_ENV", "Busy", "Job", "Sweep", "claim", "draw", "recorded_command", "run_job",
+           "run_sweep", "start_helpers", "write_report"]

@@ -20,7 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from omegaconf import DictConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf
 
 from fkt_plugin.args.compare import seeds_for, validate_compare_cfg
 from fkt_plugin.args.run import validate_run_cfg
@@ -50,6 +51,14 @@ class Job:
     seed: int
 
 
+@dataclass(frozen=True)
+class RunPlan:
+    """A job's training run: its name and the overrides that make its cfg from the arm's."""
+
+    name: str
+    overrides: list[str]
+
+
 class Sweep:
     """The runs of a validated compare cfg and where each one's results live.
 
@@ -71,6 +80,7 @@ class Sweep:
             raise MissingPathError(f"recipes={self.recipes} is not a folder of training recipes")
         self._run_cfgs: dict[tuple[str, float, int], DictConfig] = {}
         self._arm_cfgs: dict[str, DictConfig] = {}
+        self._plans: dict[tuple[str, float, int], RunPlan] = {}
         first_seeds = dict.fromkeys(s for f in self.cfg.fractions
                                     for s in seeds_for(self.cfg, float(f)))
         self.jobs = [Job(arm, float(f), s) for s in first_seeds
@@ -78,38 +88,73 @@ class Sweep:
                      if (arm.fractions is None or f in arm.fractions)
                      and s in seeds_for(self.cfg, float(f))]
         self.first_seed = next(iter(first_seeds))
+        for arm in self.cfg.arms:
+            self._recipe_file(arm)
         # Composing every run's cfg up front catches a bad recipe or override before hours of
-        # training, not in the middle.
-        for job in self.jobs:
-            validate_run_cfg(self.run_cfg(job))
+        # training, not in the middle; a summary trains nothing and composes nothing.
+        if not self.cfg.summary_only:
+            for job in self.jobs:
+                validate_run_cfg(self.run_cfg(job))
 
     def _compose(self, arm: DictConfig, overrides: list[str]) -> DictConfig:
         """The arm's recipe with the sweep's and the arm's overrides, then a job's
         ``key=value`` overrides."""
         return apply_value_overrides(self._arm_base(arm), overrides)
 
+    def _recipe_file(self, arm: DictConfig) -> Path:
+        """The arm's recipe file.
+
+        Raises:
+            ConfigError: No such recipe in the sweep's folder (the message lists them).
+        """
+        recipe = str(arm.recipe).removesuffix(".yaml")
+        path = self.recipes / f"{recipe}.yaml"
+        if not path.is_file():
+            known = sorted(p.stem for p in self.recipes.glob("*.yaml"))
+            raise ConfigError(f"arm {arm.name!r}: no recipe {recipe!r} in {self.recipes}; "
+                              f"known: {', '.join(known)}")
+        return path
+
     def _arm_base(self, arm: DictConfig) -> DictConfig:
         """The arm's recipe with the sweep's and the arm's overrides, composed once per arm
         (shared: callers copy before changing it)."""
         name = str(arm.name)
         if name not in self._arm_cfgs:
-            recipe = str(arm.recipe).removesuffix(".yaml")
-            if not (self.recipes / f"{recipe}.yaml").is_file():
-                known = sorted(p.stem for p in self.recipes.glob("*.yaml"))
-                raise ConfigError(f"arm {arm.name!r}: no recipe {recipe!r} in {self.recipes}; "
-                                  f"known: {', '.join(known)}")
-            self._arm_cfgs[name] = compose_recipe(self.recipes / f"{recipe}.yaml",
+            self._arm_cfgs[name] = compose_recipe(self._recipe_file(arm),
                                                   [*self.cfg.overrides, *arm.overrides])
         return self._arm_cfgs[name]
+
+    def _method(self, arm: DictConfig) -> str:
+        """The method an arm trains: the last ``method=`` of the sweep's and the arm's
+        overrides, else the recipe file's own ``method`` (read without composing it, so that a
+        summary composes nothing), else the composed recipe's."""
+        overrides = OverridesParser.create().parse_overrides([*self.cfg.overrides,
+                                                              *arm.overrides])
+        chosen = [o.value() for o in overrides if o.key_or_group == "method" and not o.is_delete()]
+        if chosen:
+            return str(chosen[-1])
+        recipe = OmegaConf.load(self._recipe_file(arm))
+        declared = recipe.get("method") if isinstance(recipe, DictConfig) else None
+        return str(declared if declared is not None else self._arm_base(arm).method)
 
     def run_cfg(self, job: Job) -> DictConfig:
         """The training run behind a job: the arm's own run, or its shared pre-training."""
         key = (str(job.arm.name), job.fraction, job.seed)
         if key not in self._run_cfgs:
-            self._run_cfgs[key] = self._make_run_cfg(job)
+            self._run_cfgs[key] = self._compose(job.arm, self._plan(job).overrides)
         return self._run_cfgs[key].copy()
 
-    def _make_run_cfg(self, job: Job) -> DictConfig:
+    def run_name(self, job: Job) -> str:
+        """The name of a job's training run (its folder under ``<out>/runs``)."""
+        return self._plan(job).name
+
+    def _plan(self, job: Job) -> RunPlan:
+        key = (str(job.arm.name), job.fraction, job.seed)
+        if key not in self._plans:
+            self._plans[key] = self._make_plan(job)
+        return self._plans[key]
+
+    def _make_plan(self, job: Job) -> RunPlan:
         arm = job.arm
         if arm.steps is None:
             epochs = resolve_per_fraction(arm.epochs, job.fraction, f"arm {arm.name!r} epochs")
@@ -117,10 +162,9 @@ class Sweep:
         else:
             steps = resolve_per_fraction(arm.steps, job.fraction, f"arm {arm.name!r} steps")
             length, length_tag = [f"++max_steps={steps}"], f"s{steps}"
-        base = self._arm_base(arm)
         # A student learns from its teacher's cluster ids only: no real label, like SSL.
         label_free = arm.protocol is not None and (
-            arm.teacher is not None or not METHODS[base.method].supervised_grad)
+            arm.teacher is not None or not METHODS[self._method(arm)].supervised_grad)
         fraction = 1.0 if label_free else job.fraction
         extra: list[str] = []
         if arm.protocol is None:
@@ -145,11 +189,9 @@ class Sweep:
                            ("selection", self.cfg.selection)):
             if value is not None:
                 extra.append(f"++{key}={value}")
-        return self._compose(arm, [
+        return RunPlan(name, [
             f"data.label_fraction={fraction}", f"seed={job.seed}", f"data.split_seed={job.seed}",
-            *length, f"checkpoint.dir={self.out / 'runs'}",
-            f"++name={name}", *extra,
-        ])
+            *length, f"checkpoint.dir={self.out / 'runs'}", f"++name={name}", *extra])
 
     def teacher_job(self, job: Job) -> Job:
         """The job whose run is a student job's teacher (same seed and fraction)."""
@@ -160,11 +202,11 @@ class Sweep:
         """Where a student job's cluster ids are: one file per teacher run, k and settings."""
         settings = json.dumps({str(k): v for k, v in job.arm.cluster.items()}, sort_keys=True)
         digest = hashlib.sha1(settings.encode()).hexdigest()[:6]
-        teacher = self.run_cfg(self.teacher_job(job)).name
+        teacher = self.run_name(self.teacher_job(job))
         return self.out / "clusters" / f"{teacher}-k{job.arm.k}-{digest}.npz"
 
     def run_dir(self, job: Job) -> Path:
-        return self.out / "runs" / self.run_cfg(job).name
+        return self.out / "runs" / self.run_name(job)
 
     def folder(self, job: Job) -> RunDirectory:
         """The run folder of a job's training run."""

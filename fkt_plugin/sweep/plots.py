@@ -52,7 +52,7 @@ def _plot_pretraining_knn(sweep: Sweep) -> None:
             continue
         metrics = sweep.folder(job).metrics_csv
         if metrics.is_file():
-            lines.setdefault(str(sweep.run_cfg(job).name), metrics)
+            lines.setdefault(sweep.run_name(job), metrics)
     if lines:
         plot_training_curves({f"pre-training, seed {sweep.first_seed}": lines}, "val_knn_acc1",
                              sweep.out / "pretraining_knn.png")

@@ -114,6 +114,20 @@ def still_rising_table(rows: list[dict[str, Any]], arms: list[str],
     return _fraction_table(arms, fractions, cell)
 
 
+COMMAND_PREFIX = "Command: `"
+
+
+def recorded_command(out: Path) -> str | None:
+    """The command a sweep's existing results.md quotes (None: no report yet)."""
+    report = out / "results.md"
+    if not report.is_file():
+        return None
+    for line in report.read_text().splitlines():
+        if line.startswith(COMMAND_PREFIX) and line.endswith("`"):
+            return line.removeprefix(COMMAND_PREFIX)[:-1]
+    return None
+
+
 def write_report(cfg: DictConfig, out: Path, rows: list[dict[str, Any]],
                  command: str = "") -> str:
     """Writes results.csv and results.md under ``out`` from the rows alone; returns the
@@ -138,7 +152,7 @@ def write_report(cfg: DictConfig, out: Path, rows: list[dict[str, Any]],
     parts = [f"Mean ± std over seeds ({seeds}; n = finished runs per cell); "
              f"best mean per column in bold where n >= {BOLD_MIN_SEEDS}. {epochs}."]
     if command:
-        parts.append(f"Command: `{command}`")
+        parts.append(f"{COMMAND_PREFIX}{command}`")
     for key, title in metrics:
         summary = summarise(rows, arms, fractions, key)
         parts.append(f"### {title}\n\n{markdown_table(summary, fractions)}")
