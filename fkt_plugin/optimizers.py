@@ -82,13 +82,14 @@ def _lars(params: Any, lr: float, weight_decay: float, **kwargs: Any) -> torch.o
 OPTIMIZERS.register("adam")(torch.optim.Adam)
 OPTIMIZERS.register("adamw")(torch.optim.AdamW)
 
-SchedulerFactory = Callable[..., LRScheduler | None]
+SchedulerFactory = Callable[..., LRScheduler]
 
-SCHEDULERS: Registry[SchedulerFactory] = Registry("scheduler")
+SCHEDULERS: Registry[SchedulerFactory | None] = Registry("scheduler")
 """``scheduler.name`` → a factory ``(optimizer, warmup_steps, total_steps, start, end)`` of a
-per-step scheduler (None: a constant learning rate). ``start`` and ``end`` are the warm-up's
-first and the schedule's last learning rate as fractions of ``optimizer.lr``: lightly's
-scheduler scales each parameter group's own rate, so the classifier keeps its ratio."""
+per-step scheduler, or None for a constant learning rate (``none``). ``start`` and ``end`` are
+the warm-up's first and the schedule's last learning rate as fractions of ``optimizer.lr``:
+lightly's scheduler scales each parameter group's own rate, so the classifier keeps its
+ratio."""
 
 WARMUP_SCHEDULERS = ("warmup_cosine",)
 """The schedulers that read ``scheduler.warmup_epochs``."""
@@ -102,7 +103,4 @@ def _cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: in
                                  end_value=end, warmup_start_value=start)
 
 
-@SCHEDULERS.register("none")
-def _constant(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int,
-              start: float, end: float) -> None:
-    return None
+SCHEDULERS.register("none")(None)

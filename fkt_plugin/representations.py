@@ -13,7 +13,7 @@ Shapes: input ``(B, C, H, W)`` float (normalised images); output ``(B, D_r)`` fl
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import kornia.filters
@@ -190,30 +190,39 @@ class TeacherEmbedding(nn.Module):
     its ``config.yaml``) or a file with the backbone named. It stays in eval mode (BatchNorm
     statistics frozen) whatever mode the student is in.
 
+    The keys are :class:`~fkt_plugin.checkpoints.BackboneSource`'s, as fkt-eval's and
+    fkt-cluster's.
+
     Args:
         run_dir: A teacher run directory; ``checkpoint`` is then a file name in it.
         checkpoint: A checkpoint file name in ``run_dir``, or a path.
-        backbone: The backbone name, when ``checkpoint`` is a file outside a run directory.
+        recipe: A training recipe naming the backbone, when ``checkpoint`` is a file trained
+            elsewhere; ``recipe_overrides`` apply to it.
+        recipe_overrides: Hydra overrides of ``recipe``.
+        backbone: The backbone name, when ``checkpoint`` is a file and no recipe is given.
         backbone_kwargs: Its keyword arguments.
         in_channels: Image channels.
 
     Raises:
-        ConfigError: Neither a run directory nor a checkpoint with its backbone is given.
-        CheckpointError: The checkpoint does not load into the backbone (names the keys).
+        ConfigError: No run directory, recipe or backbone is given.
+        CheckpointError: The checkpoint does not fill the backbone (names the keys).
     """
 
     def __init__(self, run_dir: str | None = None, checkpoint: str = "last.ckpt",
+                 recipe: str | None = None, recipe_overrides: Sequence[str] = (),
                  backbone: str | None = None, backbone_kwargs: dict[str, Any] | None = None,
                  in_channels: int = 3) -> None:
         super().__init__()
-        source = BackboneSource(run_dir=run_dir, checkpoint=checkpoint, backbone=backbone,
-                                backbone_kwargs=tuple((backbone_kwargs or {}).items()))
-        if run_dir is None and backbone is None:
+        if run_dir is None and recipe is None and backbone is None:
             raise ConfigError(
                 "the teacher representation needs method_kwargs.teacher.run_dir=<teacher run "
                 "directory>, or method_kwargs.teacher.checkpoint=<file> with "
+                "method_kwargs.teacher.recipe=<training recipe> or "
                 f"method_kwargs.teacher.backbone=<name> (got run_dir={run_dir!r}, "
                 f"checkpoint={checkpoint!r}, backbone={backbone!r})")
+        source = BackboneSource(run_dir=run_dir, checkpoint=checkpoint, recipe=recipe,
+                                recipe_overrides=tuple(recipe_overrides), backbone=backbone,
+                                backbone_kwargs=tuple((backbone_kwargs or {}).items()))
         # A teacher with random layers would distil noise: build() refuses a checkpoint that
         # does not fill the backbone.
         self.net = source.build(in_channels)

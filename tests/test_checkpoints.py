@@ -10,9 +10,10 @@ import torchvision
 from safetensors.torch import load_file
 
 from fkt_plugin.backbones import build_backbone
-from fkt_plugin.checkpoints import load_backbone_weights
+from fkt_plugin.checkpoints import BackboneSource, load_backbone_weights
 from fkt_plugin.cli.export import export_backbone
-from fkt_plugin.errors import CheckpointError
+from fkt_plugin.errors import CheckpointError, ConfigError
+from fkt_plugin.representations import build_representation
 
 
 def lightning_checkpoint(path: Path, backbone: torch.nn.Module) -> Path:
@@ -72,3 +73,49 @@ def test_mismatched_checkpoints_get_a_key_report(tmp_path: Path) -> None:
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="is not a checkpoint torch can read"):
         load_backbone_weights(resnet, tmp_path / "junk.pt")
+
+
+def _small_run(folder: Path, width: int = 4) -> Path:
+    """A run folder as fkt-train leaves it, with a small_cnn checkpoint of that width."""
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "config.yaml").write_text(
+        f"name: {folder.name}\nbackbone:\n  name: small_cnn\n  kwargs:\n    width: {width}\n"
+        "data:\n  dataset: fashion_mnist\n")
+    backbone, _ = build_backbone("small_cnn", in_channels=1, width=width)
+    return lightning_checkpoint(folder / "checkpoints" / "last.ckpt", backbone)
+
+
+def test_a_backbone_source_reads_each_of_its_three_forms(tmp_path: Path) -> None:
+    checkpoint = _small_run(tmp_path / "run")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("backbone:\n  name: small_cnn\n  kwargs:\n    width: 8\n")
+    forms = [BackboneSource(run_dir=str(tmp_path / "run")),
+             BackboneSource(recipe=str(recipe), recipe_overrides=("backbone.kwargs.width=4",),
+                            checkpoint=str(checkpoint)),
+             BackboneSource(backbone="small_cnn", backbone_kwargs=(("width", 4),),
+                            checkpoint=str(checkpoint))]
+    x = torch.randn(2, 1, 28, 28)
+    features = [source.build(in_channels=1)(x) for source in forms]
+    assert all(torch.equal(features[0], f) for f in features[1:])
+    assert forms[0].run_cfg() is not None and forms[2].run_cfg() is None
+    assert BackboneSource.from_settings({"run_dir": str(tmp_path / "run"),
+                                         "checkpoint": None}) == forms[0]
+
+
+def test_a_checkpoint_that_does_not_fill_the_backbone_is_one_error_everywhere(
+        tmp_path: Path) -> None:
+    checkpoint = _small_run(tmp_path / "run", width=4)
+    state = torch.load(checkpoint, weights_only=True)
+    dropped = next(k for k in state["state_dict"] if k.startswith("backbone."))
+    del state["state_dict"][dropped]
+    torch.save(state, checkpoint)
+    message = f"checkpoint {checkpoint} does not fill the small_cnn backbone: .*missing"
+    with pytest.raises(CheckpointError, match=message):
+        BackboneSource(run_dir=str(tmp_path / "run")).build(in_channels=1)
+    # The MV-MR teacher reads its backbone through the same source and error.
+    with pytest.raises(CheckpointError, match=message):
+        build_representation("teacher", run_dir=str(tmp_path / "run"), in_channels=1)
+    with pytest.raises(ConfigError, match="no backbone given"):
+        BackboneSource(run_dir=None).run_cfg()
+    with pytest.raises(CheckpointError, match="with backbone=, checkpoint must be a file path"):
+        BackboneSource(backbone="small_cnn", checkpoint="nowhere.ckpt").build(in_channels=1)

@@ -5,11 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
+from omegaconf import OmegaConf
 
 from fkt_plugin import METHODS
+from fkt_plugin.args.evaluation import validate_eval_cfg
 from fkt_plugin.args.run import validate_run_cfg
 from fkt_plugin.data import load_dataset
 from fkt_plugin.errors import ConfigError, DatasetNotFoundError, UnknownNameError
+from fkt_plugin.evaluation.protocol_registry import PROTOCOLS
+from fkt_plugin.loggers import LOGGERS
+from fkt_plugin.optimizers import OPTIMIZERS, SCHEDULERS
 from fkt_plugin.registry import Registry
 from tests.helpers import load_recipe, tiny_overrides
 
@@ -93,3 +99,39 @@ def test_a_warmup_longer_than_the_run_is_named(fmnist_dir: Path, tmp_path: Path)
     cfg = load_recipe("simclr", [*tiny_overrides(fmnist_dir, tmp_path), "max_epochs=2",
                                  "scheduler.warmup_epochs=2"])
     assert validate_run_cfg(cfg).scheduler.warmup_epochs == 2
+
+
+def test_an_optimiser_registered_once_is_accepted_and_built(make_cfg) -> None:
+    @OPTIMIZERS.register("nesterov_sgd")
+    def nesterov(params, lr: float, weight_decay: float, **kwargs) -> torch.optim.Optimizer:
+        return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay, momentum=0.9,
+                               nesterov=True)
+
+    try:
+        cfg = make_cfg("supervised", "optimizer.name=nesterov_sgd", "scheduler.name=none",
+                       "~optimizer.kwargs.momentum")
+        optimizer = METHODS["supervised"](cfg).configure_optimizers()
+        assert isinstance(optimizer, torch.optim.SGD)
+        assert optimizer.param_groups[0]["nesterov"] is True
+    finally:
+        del OPTIMIZERS["nesterov_sgd"]
+    with pytest.raises(ConfigError, match="optimizer.name='nesterov_sgd' is unknown; use one of "
+                                          "sgd, lars, adam, adamw"):
+        make_cfg("supervised", "optimizer.name=nesterov_sgd")
+
+
+@pytest.mark.parametrize(("registry", "key", "value"), [
+    (SCHEDULERS, "scheduler.name", "step"), (LOGGERS, "logger", "mlflow")])
+def test_unknown_schedulers_and_loggers_list_the_registered_ones(
+        make_cfg, registry: Registry, key: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=f"{key}='{value}' is unknown; use one of "
+                                          f"{', '.join(registry)}"):
+        make_cfg("supervised", f"{key}={value}")
+
+
+def test_evaluation_protocols_come_from_one_registry() -> None:
+    assert list(PROTOCOLS) == ["linear", "mlp", "knn", "finetune"]
+    assert [p.name for p in PROTOCOLS.values() if not p.frozen] == ["finetune"]
+    with pytest.raises(ConfigError, match="must be a non-empty list of linear, mlp, knn, "
+                                          "finetune"):
+        validate_eval_cfg(OmegaConf.create({"run_dir": "r", "protocols": ["svm"]}))

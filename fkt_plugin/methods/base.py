@@ -144,6 +144,8 @@ class BaseMethod(pl.LightningModule):
                                              weight_decay=opt_cfg.weight_decay,
                                              **opt_cfg.kwargs)
         make_scheduler = SCHEDULERS[sched_cfg.name]
+        if make_scheduler is None:
+            return optimizer
         total_steps = int(self.trainer.estimated_stepping_batches)
         warmup_epochs = sched_cfg.warmup_epochs if sched_cfg.name in WARMUP_SCHEDULERS else 0
         if self.cfg.get("max_steps") is None:
@@ -160,8 +162,6 @@ class BaseMethod(pl.LightningModule):
         scheduler = make_scheduler(optimizer, warmup_steps, total_steps,
                                    start=sched_cfg.warmup_start_lr / opt_cfg.lr,
                                    end=sched_cfg.min_lr / opt_cfg.lr)
-        if scheduler is None:
-            return optimizer
         return [optimizer], [{"scheduler": scheduler, "interval": "step"}]
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -99,7 +99,8 @@ class MVMR(BaseMethod):
         representation_dependence (str): ``maximise`` (the paper) or ``minimise`` (the
             official code). Defaults to maximise.
         teacher (dict): For the ``teacher`` representation: ``run_dir`` (a teacher run), or
-            ``checkpoint`` (a file) with ``backbone`` and ``backbone_kwargs``.
+            ``checkpoint`` (a file) with ``recipe`` (and ``recipe_overrides``) or with
+            ``backbone`` (and ``backbone_kwargs``).
         supervised_view (int): View that feeds the online classifier. Defaults to 1, the
             un-augmented view, which is what evaluation feeds the backbone.
     """
@@ -117,8 +118,11 @@ class MVMR(BaseMethod):
         "representations": ["pixels", "hog", "local_std"],
         "representation_weight": 1.0,
         "representation_dependence": "maximise",
-        "teacher": {"run_dir": None, "checkpoint": "last.ckpt", "backbone": None,
-                    "backbone_kwargs": {}},
+        # BackboneSource's keys: a run folder, a recipe + checkpoint, a checkpoint + backbone
+        # (recipe_overrides, where a recipe needs them, is added: runs saved before it existed
+        # resume unchanged).
+        "teacher": {"run_dir": None, "checkpoint": "last.ckpt", "recipe": None,
+                    "backbone": None, "backbone_kwargs": {}},
     }
 
     def __init__(self, cfg: DictConfig | dict[str, Any]) -> None:
