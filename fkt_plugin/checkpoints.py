@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -189,6 +190,10 @@ def on_best_device(module: nn.Module) -> nn.Module:
     return module.cuda() if torch.cuda.is_available() else module
 
 
+FULL_DISK_BYTES = 1 << 20
+"""A checkpoint write that fails with less than this free in its folder failed for space."""
+
+
 class SameFolderCheckpointIO(TorchCheckpointIO):
     """Lightning's checkpoint writer, writing each checkpoint to a temporary file in its own
     folder, flushed to disk, then renamed over the previous one: a run killed while it writes,
@@ -206,14 +211,20 @@ class SameFolderCheckpointIO(TorchCheckpointIO):
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(partial, target)
-        except OSError as err:
+        except (OSError, RuntimeError) as err:
+            # torch's zip writer reports a short write as a RuntimeError ("unexpected pos"):
+            # the free space left at the failure tells a full disk from other causes.
+            full = (getattr(err, "errno", None) == errno.ENOSPC
+                    or shutil.disk_usage(target.parent).free < FULL_DISK_BYTES)
             partial.unlink(missing_ok=True)
             kept = f"; {target} from before is intact" if target.is_file() else ""
-            if err.errno == errno.ENOSPC:
+            if full:
                 raise CheckpointError(f"no space left in {target.parent} to write {target.name}"
                                       f"{kept}: free space there or give another checkpoint.dir"
                                       ) from None
-            raise CheckpointError(f"could not write {target} ({err}){kept}") from None
+            if isinstance(err, OSError):
+                raise CheckpointError(f"could not write {target} ({err}){kept}") from None
+            raise
         # What a writer killed before its rename left behind (its pid in the name).
         for stale in target.parent.glob(f".{target.name}.*.partial"):
             stale.unlink(missing_ok=True)
