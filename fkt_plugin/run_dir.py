@@ -59,12 +59,12 @@ class Results:
     Files written before a field existed read it as None.
     """
 
-    name: str
-    method: str
-    dataset: str
-    backbone: str
-    label_fraction: float
-    seed: int
+    name: str | None = None
+    method: str | None = None
+    dataset: str | None = None
+    backbone: str | None = None
+    label_fraction: float | None = None
+    seed: int | None = None
     max_epochs: int | None = None
     max_steps: int | None = None
     optimizer_steps: int | None = None
