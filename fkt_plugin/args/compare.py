@@ -9,12 +9,19 @@ from omegaconf import DictConfig, open_dict
 
 from fkt_plugin.args.evaluation import validate_eval_cfg
 from fkt_plugin.args.run import SELECTIONS
-from fkt_plugin.args.schemas import DEFAULT_SEEDS, ArmSchema, CompareSchema, defaults_of
+from fkt_plugin.args.schemas import (
+    DEFAULT_SEEDS,
+    LAUNCHERS,
+    ArmSchema,
+    CompareSchema,
+    defaults_of,
+)
 from fkt_plugin.config import (
     fill_defaults,
     mapping_copy,
     require_choice,
     require_in_range,
+    require_positive,
     require_positive_int,
     resolve_per_fraction,
     unknown_keys,
@@ -99,6 +106,7 @@ def validate_compare_cfg(cfg: DictConfig) -> DictConfig:
     if cfg.selection is not None:
         require_choice(cfg.selection, "selection", SELECTIONS)
     _check_students(cfg)
+    _check_launcher(cfg.launcher)
     for i, pair in enumerate(cfg.paired):
         if len(pair) != 2 or any(name not in names for name in pair) or pair[0] == pair[1]:
             raise ConfigError(f"paired[{i}]={list(pair)} must be two different arm names; arms: "
@@ -147,3 +155,23 @@ def _check_students(cfg: DictConfig) -> None:
         if unknown:
             raise ConfigError(f"arms[{i}].cluster has unknown keys {', '.join(unknown)}; known: "
                               f"{', '.join(ARM_CLUSTER_KEYS)}")
+
+
+SUBMITIT_CLUSTERS = ("slurm", "local", "debug")
+"""``launcher.cluster``: submitit's executors (local and debug run the jobs on this machine)."""
+
+
+def _check_launcher(launcher: DictConfig) -> None:
+    """The launcher block: a known launcher and cluster, positive resources."""
+    require_choice(launcher.name, "launcher.name", LAUNCHERS)
+    require_choice(launcher.cluster, "launcher.cluster", SUBMITIT_CLUSTERS)
+    for key in ("cpus_per_job", "mem_gb", "timeout_min", "max_parallel"):
+        require_positive_int(launcher[key], f"launcher.{key}")
+    if isinstance(launcher.gpus_per_job, bool) or not isinstance(launcher.gpus_per_job, int) \
+            or launcher.gpus_per_job < 0:
+        raise ConfigError(f"launcher.gpus_per_job={launcher.gpus_per_job!r} must be an int >= 0")
+    if launcher.seconds_per_job is not None:
+        require_positive(launcher.seconds_per_job, "launcher.seconds_per_job")
+    if launcher.dry_run and launcher.cluster != "slurm":
+        raise ConfigError("launcher.dry_run=true writes SLURM's sbatch scripts: it needs "
+                          f"launcher.cluster=slurm (got {launcher.cluster})")

@@ -320,6 +320,42 @@ class EmbeddingSchema:
     samples: int = 2000
 
 
+@dataclass
+class LauncherSchema:
+    """Where a sweep's runs execute: ``local`` (processes of this machine, ``processes=N``) or
+    ``slurm`` (each run a SLURM job through submitit, one job array per layer of dependencies).
+    Chosen as a hydra group: ``launcher=slurm launcher.partition=gpu``."""
+
+    name: str = "local"
+    # submitit's cluster: slurm, or local (the same jobs as subprocesses of this machine, what
+    # the tests run), debug (in this process).
+    cluster: str = "slurm"
+    partition: str | None = None
+    gpus_per_job: int = 1
+    cpus_per_job: int = 8
+    mem_gb: int = 32
+    timeout_min: int = 720
+    # The most tasks of one array that run at once (SLURM's array throttle, %N).
+    max_parallel: int = 64
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    # More sbatch options, passed to submitit as they are (e.g. {mail_type: END}).
+    additional: dict[str, Any] = field(default_factory=dict)
+    # submitit's logs, pickles and sbatch scripts (null: <out>/slurm).
+    folder: str | None = None
+    # true: wait for every job and write the report; false: submit (a final job writes it).
+    wait: bool = False
+    # true: write the sbatch scripts and print the plan, submit nothing (no SLURM needed).
+    dry_run: bool = False
+    # Seconds one run takes, for the GPU-hours estimate when no finished run says (null: the
+    # median of the finished runs' training seconds).
+    seconds_per_job: float | None = None
+
+
+LAUNCHERS = ("local", "slurm")
+"""The options of the ``launcher`` group."""
+
 DEFAULT_SEEDS = [0, 1, 2]
 """The seeds of a sweep whose recipe sets none."""
 
@@ -328,6 +364,9 @@ DEFAULT_SEEDS = [0, 1, 2]
 class CompareSchema:
     """A comparison sweep (``fkt-compare``): arms × label fractions × seeds."""
 
+    # The launcher group's option (hydra): `_self_` first, so that the option chosen on the
+    # command line (launcher=slurm) fills the launcher block over the defaults below.
+    defaults: list[Any] = field(default_factory=lambda: ["_self_", {"launcher": "local"}])
     # Folder of the arms' training recipes; relative paths start at the compare recipe's folder.
     recipes: str | None = None
     out: str = "compare_runs"
@@ -356,6 +395,7 @@ class CompareSchema:
     # Pairs of arm names [a, b]: results.md and results.csv get the mean of a − b over the seeds
     # both finished, with its 95% t-interval (runs with one seed share splits and labels).
     paired: list[Any] = field(default_factory=list)
+    launcher: LauncherSchema = field(default_factory=LauncherSchema)
 
 
 SCHEMAS: dict[str, type] = {"fkt_run": RunSchema, "fkt_eval_schema": EvalSchema,
@@ -365,8 +405,9 @@ their defaults list; fkt-eval and fkt-cluster compose theirs alone."""
 
 
 def defaults_of(schema: type) -> dict[str, Any]:
-    """A schema's defaults as plain nested dicts (what the validators fill in)."""
-    return asdict(schema())
+    """A schema's defaults as plain nested dicts (what the validators fill in; a defaults list
+    is hydra's, not a setting)."""
+    return {k: v for k, v in asdict(schema()).items() if k != "defaults"}
 
 
 def register_schemas() -> None:
@@ -374,4 +415,6 @@ def register_schemas() -> None:
     store = ConfigStore.instance()
     for name, schema in SCHEMAS.items():
         store.store(name=name, node=schema)
+    for launcher in LAUNCHERS:
+        store.store(group="launcher", name=launcher, node=LauncherSchema(name=launcher))
 

@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 from fkt_plugin.args.schemas import CompareSchema
 from fkt_plugin.cli.errors import user_errors_exit
 from fkt_plugin.cli.hydra_app import main_with_help, recipe_folder, typed_arguments
-from fkt_plugin.config import mapping_copy
+from fkt_plugin.config import mapping_copy, plain_dict
 from fkt_plugin.errors import ConfigError, FKTError, MissingPathError
 from fkt_plugin.recipes import PRETRAIN_RECIPES
 
@@ -44,6 +44,17 @@ A compare recipe declares:
   selection   best_val | last for every run (the epoch scored); null: each recipe's own
   embedding   {fraction, seed, samples} of the t-SNE figure (null: the smallest fraction, the
               first seed)
+
+  launcher    local (this machine; the default) or slurm: launcher=slurm launcher.partition=gpu
+              submits the sweep's runs as SLURM job arrays through submitit, one array per
+              layer of dependencies (training runs, clusterings, students, evaluations), each
+              after the one before; launcher.{gpus_per_job, cpus_per_job, mem_gb,
+              timeout_min, max_parallel, account, qos, constraint, additional} set the jobs,
+              launcher.folder their logs (default <out>/slurm), launcher.wait=true waits and
+              writes the report, launcher.dry_run=true writes the sbatch scripts under
+              <folder>/dry_run and submits nothing, launcher.cluster=local runs the same jobs
+              as processes of this machine; launcher.seconds_per_job feeds the GPU-hours
+              estimate printed first
 
 Every run has its own directory under <out>/runs; finished runs are read back, so an interrupted
 sweep resumes where it stopped (also in another checkout that has only the runs' result files:
@@ -82,16 +93,21 @@ def _run(cfg: DictConfig) -> None:
         start_helpers,
         write_report,
     )
+    from fkt_plugin.sweep.launch import SweepSpec, launch
 
     with user_errors_exit():
         if not cfg:
             raise ConfigError("no compare recipe given: use --config-path recipes/compare "
                               "--config-name <name> (see fkt-compare --help)")
         sweep = Sweep(mapping_copy(cfg), base_dir=recipe_folder())
-        count = 1 if sweep.cfg.summary_only else int(sweep.cfg.processes)
+        on_cluster = sweep.cfg.launcher.name == "slurm" and not sweep.cfg.summary_only
+        if on_cluster and not launch(sweep, SweepSpec(
+                plain_dict(cfg), str(recipe_folder()), os.getcwd())):
+            return  # submitted: the jobs run on; summary_only=true writes the report
+        count = 1 if sweep.cfg.summary_only or on_cluster else int(sweep.cfg.processes)
         helpers = start_helpers(sweep.out / "logs", count)
         try:
-            rows = run_sweep(sweep, train_missing=not sweep.cfg.summary_only)
+            rows = run_sweep(sweep, train_missing=not (sweep.cfg.summary_only or on_cluster))
         except BaseException:
             for helper, _ in helpers:
                 helper.terminate()

@@ -81,14 +81,14 @@ def shipped_recipes(folder: Path) -> str:
 _ABSENT = object()
 
 
-def _is_switch(schema: type, key: str) -> bool:
-    """Whether a dotted key of a schema dataclass is typed ``bool`` (or ``bool | None``)."""
+def _field_type(schema: type, key: str) -> Any:
+    """The declared type of a dotted key of a schema dataclass (None: not a typed field)."""
     kind: Any = schema
     for part in key.split("."):
         if not dataclasses.is_dataclass(kind):
-            return False
+            return None
         kind = typing.get_type_hints(kind).get(part)
-    return kind is bool or bool in typing.get_args(kind)
+    return kind
 
 
 def check_overrides(argv: list[str], schema: type) -> None:
@@ -109,11 +109,13 @@ def check_overrides(argv: list[str], schema: type) -> None:
         return  # hydra reports a malformed override itself
     for override in overrides:
         key = override.key_or_group
-        if override.is_delete() or override.is_sweep_override() or (
-                OmegaConf.select(typed, key, default=_ABSENT) is _ABSENT):
+        kind = _field_type(schema, key)
+        # A block chosen by name is a hydra group option (launcher=slurm): hydra checks it.
+        if override.is_delete() or override.is_sweep_override() or dataclasses.is_dataclass(
+                kind) or OmegaConf.select(typed, key, default=_ABSENT) is _ABSENT:
             continue
         value = override.value()
-        if _is_switch(schema, key) and not isinstance(value, bool):
+        if (kind is bool or bool in typing.get_args(kind)) and not isinstance(value, bool):
             raise ConfigError(f"{key}={value!r} must be true or false")
         try:
             OmegaConf.update(typed, key, value, merge=False)

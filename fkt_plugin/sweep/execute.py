@@ -76,10 +76,10 @@ def run_job(sweep: Sweep, job: Job,
 def _run_claimed(sweep: Sweep, job: Job) -> None:
     run_dir = sweep.run_dir(job)
     if job.arm.teacher is not None and job.arm.k is None:
-        _ensure_trained(sweep, sweep.teacher_job(job))
+        ensure_trained(sweep, sweep.teacher_job(job))
     elif job.arm.teacher is not None:
-        _cluster_for(sweep, job)
-    _ensure_trained(sweep, job)
+        cluster_for(sweep, job)
+    ensure_trained(sweep, job)
     if job.arm.protocol is not None and not sweep.finished(job):
         settings = mapping_copy(sweep.cfg.eval, "eval")
         with open_dict(settings):
@@ -90,13 +90,13 @@ def _run_claimed(sweep: Sweep, job: Job) -> None:
         evaluate_run(settings)
 
 
-def _cluster_for(sweep: Sweep, job: Job) -> None:
+def cluster_for(sweep: Sweep, job: Job) -> None:
     """Trains the teacher and clusters its features, unless done before."""
     labels = sweep.pseudo_label_file(job)
     if labels.is_file():
         return
     teacher_job = sweep.teacher_job(job)
-    _ensure_trained(sweep, teacher_job)
+    ensure_trained(sweep, teacher_job)
     with claim(sweep.lock_file("clusters", labels.stem)):
         if labels.is_file():
             return
@@ -106,7 +106,7 @@ def _cluster_for(sweep: Sweep, job: Job) -> None:
             **{str(k): v for k, v in job.arm.cluster.items()}}))
 
 
-def _ensure_trained(sweep: Sweep, job: Job) -> None:
+def ensure_trained(sweep: Sweep, job: Job) -> None:
     """Trains a job's run unless its results and last checkpoint are here.
 
     A sweep's small result files can be kept (committed) without its checkpoints; a job

@@ -1,0 +1,135 @@
+"""A sweep through submitit (``launcher=slurm``): the layered plan, the sbatch scripts SLURM
+would get (written without submitting), and submitit's local executor running a sweep end to
+end and resuming after a failed task."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from omegaconf import OmegaConf
+
+import fkt_plugin.cli.compare
+from fkt_plugin.errors import ConfigError, FKTError
+from fkt_plugin.sweep import Sweep, run_sweep
+from fkt_plugin.sweep.launch import SweepSpec, launch, plan_units
+from tests.helpers import REPO, run_tool
+from tests.test_compare import compare_cfg
+
+LOCAL = {"name": "slurm", "cluster": "local", "gpus_per_job": 0, "cpus_per_job": 1,
+         "mem_gb": 2, "timeout_min": 20, "wait": True}
+
+
+def _sweep_cfg(fmnist_dir: Path, out: Path, cluster: str = "local") -> dict:
+    """Two arms x two fractions x two seeds; simclr's pre-training is shared by its fractions."""
+    return compare_cfg(fmnist_dir, out, fractions=[0.2, 0.5], seeds=[0, 1],
+                       arms=[{"name": "supervised", "recipe": "supervised", "epochs": 1},
+                             {"name": "simclr → linear", "recipe": "simclr", "epochs": 1,
+                              "protocol": "linear"}],
+                       launcher=LOCAL | {"cluster": cluster})
+
+
+def test_submitit_runs_a_sweep_with_a_shared_pretraining_to_its_rows(
+        fmnist_dir: Path, tmp_path: Path) -> None:
+    cfg = _sweep_cfg(fmnist_dir, tmp_path / "out")
+    sweep = Sweep(OmegaConf.create(cfg))
+    layers = plan_units(sweep)
+    assert [len(layer) for layer in layers] == [6, 0, 0, 4]  # 4 supervised + 2 pre-trainings
+    lines: list[str] = []
+    assert launch(sweep, SweepSpec(cfg, ".", str(Path.cwd())), log=lines.append)
+    assert lines[0].startswith("10 units to run in 2 layers (6 training runs, 4 evaluations)")
+    rows = run_sweep(Sweep(OmegaConf.create(cfg)), train_missing=False)
+    assert len(rows) == 8
+    pretrainings = {row["run"] for row in rows if row["arm"] == "simclr → linear"}
+    assert len(pretrainings) == 2  # one per seed, shared by both fractions
+    assert plan_units(Sweep(OmegaConf.create(cfg))) == [[], [], [], []]
+
+
+def test_a_failed_task_is_named_and_the_same_command_finishes_the_rest(
+        fmnist_dir: Path, tmp_path: Path) -> None:
+    # submitit's debug executor: the same submissions, run in this process (seconds, not the
+    # minute of a fresh interpreter per task).
+    cfg = _sweep_cfg(fmnist_dir, tmp_path / "out", cluster="debug")
+    sweep = Sweep(OmegaConf.create(cfg))
+    spoiled = sweep.folder(sweep.jobs[0])
+    spoiled.path.mkdir(parents=True)
+    # A folder of another run under the name: that run's task fails, the others go on.
+    spoiled.config_file.write_text("method: byol\nseed: 99\n")
+    with pytest.raises(FKTError, match=rf"1 of 6 tasks failed: train {spoiled.name} \(log: "):
+        launch(sweep, SweepSpec(cfg, ".", str(Path.cwd())), log=lambda line: None)
+    done = {p: p.stat().st_mtime_ns for p in (tmp_path / "out" / "runs").glob("*/results.json")}
+    assert len(done) == 5
+    spoiled.config_file.unlink()
+    sweep = Sweep(OmegaConf.create(cfg))
+    assert [len(layer) for layer in plan_units(sweep)] == [1, 0, 0, 4]
+    assert launch(sweep, SweepSpec(cfg, ".", str(Path.cwd())), log=lambda line: None)
+    assert all(path.stat().st_mtime_ns == stamp for path, stamp in done.items())
+    assert len(run_sweep(Sweep(OmegaConf.create(cfg)), train_missing=False)) == 8
+
+
+def _sbatch(script: Path) -> dict[str, str]:
+    return dict(re.findall(r"^#SBATCH --([a-z-]+)=(.*)$", script.read_text(), flags=re.M))
+
+
+def test_the_study_dry_run_writes_the_arrays_and_dependencies_sbatch_would_get(
+        tmp_path: Path) -> None:
+    out = tmp_path / "study"
+    done = run_tool(fkt_plugin.cli.compare.main, "--config-path", "recipes/compare",
+                    "--config-name", "fashion_mnist_study", "launcher=slurm",
+                    "launcher.partition=gpu", "launcher.gpus_per_job=2", "launcher.timeout_min=90",
+                    "launcher.max_parallel=16", "launcher.account=lab", "launcher.dry_run=true",
+                    "launcher.seconds_per_job=600", f"out={out}", cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    study = yaml.safe_load((REPO / "recipes" / "compare" / "fashion_mnist_study.yaml").read_text())
+    # Read from the recipe, not from the plan: one run per arm, fraction and seed for the arms
+    # scored by their own classifier; one pre-training per seed for each distinct protocol
+    # arm's recipe and overrides; one evaluation per protocol job.
+    seeds = {float(f): len(s) for f, s in study["seeds"].items()}
+    own = [arm for arm in study["arms"] if arm.get("protocol") is None]
+    probed = [arm for arm in study["arms"] if arm.get("protocol") is not None]
+    shared = {(arm["recipe"], tuple(arm.get("overrides", []))) for arm in probed}
+    trainings = sum(seeds.values()) * len(own) + max(seeds.values()) * len(shared)
+    evaluations = sum(seeds.values()) * len(probed)
+    assert f"{trainings + evaluations} units to run in 2 layers" in done.stdout
+    assert f"{trainings} training runs x 600 s" in done.stdout
+    assert f"= about {trainings * 600 * 2 / 3600:.1f} GPU-hours" in done.stdout
+    scripts = sorted((out / "slurm" / "dry_run").glob("*.sh"))
+    assert [s.name for s in scripts] == ["layer0-training_runs.sh", "layer3-evaluations.sh"]
+    first, last = (_sbatch(s) for s in scripts)
+    for options in (first, last):
+        assert options["partition"] == "gpu" and options["gpus-per-node"] == "2"
+        assert options["time"] == "90" and options["account"] == "lab"
+    assert first["array"] == f"0-{trainings - 1}%16" and "dependency" not in first
+    assert last["array"] == f"0-{evaluations - 1}%16"
+    assert last["dependency"] == "'afterany:<job id of layer0-training_runs>'"
+    assert not list((out / "runs").glob("*"))  # nothing ran
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("launcher.gpus_per_job=-1", "launcher.gpus_per_job=-1 must be an int >= 0"),
+    ("launcher.cluster=pbs", "launcher.cluster='pbs' is unknown; use one of slurm, local, debug"),
+    ("launcher.timeout_min=0", "launcher.timeout_min=0 must be an int > 0"),
+    ("launcher.mem_gb=lots", "launcher.mem_gb='lots': Value 'lots' of type 'str' could not be "
+                             "converted to Integer")])
+def test_a_malformed_launcher_block_is_refused_naming_the_key(override: str, message: str) -> None:
+    done = run_tool(fkt_plugin.cli.compare.main, "--config-path", "recipes/compare",
+                    "--config-name", "demo", "launcher=slurm", override, cwd=REPO)
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"error: {message}"
+
+
+def test_an_unknown_launcher_lists_the_known_ones() -> None:
+    done = run_tool(fkt_plugin.cli.compare.main, "--config-path", "recipes/compare",
+                    "--config-name", "demo", "launcher=pbs", cwd=REPO)
+    assert done.returncode != 0
+    assert "Could not find 'launcher/pbs'" in done.stderr
+    assert "local" in done.stderr and "slurm" in done.stderr
+
+
+def test_the_dry_run_needs_the_slurm_cluster() -> None:
+    with pytest.raises(ConfigError, match="launcher.dry_run=true writes SLURM's sbatch"):
+        Sweep(OmegaConf.create({"recipes": "recipes/pretrain/fashion_mnist", "arms": [
+            {"name": "a", "recipe": "supervised", "epochs": 1}],
+            "launcher": {"name": "slurm", "cluster": "local", "dry_run": True}}), base_dir=REPO)
