@@ -5,6 +5,7 @@ end and resuming after a failed task."""
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -94,13 +95,17 @@ def test_the_study_dry_run_writes_the_arrays_and_dependencies_sbatch_would_get(
     evaluations = sum(seeds.values()) * len(probed)
     assert f"{trainings + evaluations} units to run in 2 layers" in done.stdout
     assert f"{trainings} training runs x 600 s" in done.stdout
-    assert f"= about {trainings * 600 * 2 / 3600:.1f} GPU-hours" in done.stdout
+    assert f"= about {trainings * 600 * 2 / 3600:.2f} GPU-hours" in done.stdout
     scripts = sorted((out / "slurm" / "dry_run").glob("*.sh"))
     assert [s.name for s in scripts] == ["layer0-training_runs.sh", "layer3-evaluations.sh"]
     first, last = (_sbatch(s) for s in scripts)
     for options in (first, last):
-        assert options["partition"] == "gpu" and options["gpus-per-node"] == "2"
-        assert options["time"] == "90" and options["account"] == "lab"
+        assert options["partition"] == "gpu" and options["time"] == "90"
+        assert options["account"] == "lab"
+    # Training runs get both GPUs, a task per GPU (Lightning's SLURM environment for the
+    # recipe's devices=2 strategy=ddp); an evaluation needs one.
+    assert (first["gpus-per-node"], first["ntasks-per-node"]) == ("2", "2")
+    assert (last["gpus-per-node"], last["ntasks-per-node"]) == ("1", "1")
     assert first["array"] == f"0-{trainings - 1}%16" and "dependency" not in first
     assert last["array"] == f"0-{evaluations - 1}%16"
     assert last["dependency"] == "'afterany:<job id of layer0-training_runs>'"
@@ -133,3 +138,39 @@ def test_the_dry_run_needs_the_slurm_cluster() -> None:
         Sweep(OmegaConf.create({"recipes": "recipes/pretrain/fashion_mnist", "arms": [
             {"name": "a", "recipe": "supervised", "epochs": 1}],
             "launcher": {"name": "slurm", "cluster": "local", "dry_run": True}}), base_dir=REPO)
+
+
+def _readme_commands() -> list[list[str]]:
+    text = (REPO / "README.md").read_text().split("### Studies on a SLURM cluster", 1)[1]
+    block = text.split("```bash", 1)[1].split("```", 1)[0]
+    return [line.split() for line in block.strip().splitlines()]
+
+
+def test_the_readme_cluster_commands_work_as_typed(tmp_path: Path) -> None:
+    # A checkout of the recipes and the committed study, so that nothing is written in ours.
+    shutil.copytree(REPO / "recipes", tmp_path / "recipes")
+    study = Path("docs") / "results" / "fashion_mnist" / "sweep"
+    shutil.copytree(REPO / study, tmp_path / study,
+                    ignore=shutil.ignore_patterns("*.png", "locks", "slurm"))
+    dry_run, submit, summary = _readme_commands()
+    assert dry_run[0] == submit[0] == summary[0] == "fkt-compare"
+    done = run_tool(fkt_plugin.cli.compare.main, *dry_run[1:], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    # The committed study is finished: nothing is left to submit.
+    assert done.stdout.startswith("0 units to run in 0 layers")
+    (tmp_path / study / "results.csv").unlink()  # one job to do again: its evaluation file
+    evaluation = next((tmp_path / study / "runs").glob("*/eval/linear-labels0.01.json"))
+    evaluation.unlink()
+    done = run_tool(fkt_plugin.cli.compare.main, *dry_run[1:], cwd=tmp_path)
+    # Its pre-training's checkpoint is not in the committed files: it is trained again first.
+    assert done.stdout.startswith("2 units to run in 2 layers (1 training runs, 1 "
+                                  "evaluations)"), done.stdout
+    script = tmp_path / study / "slurm" / "dry_run" / "layer3-evaluations.sh"
+    assert _sbatch(script)["partition"] == "gpu"
+    # Submitting needs SLURM: here the error says so and what to do instead.
+    done = run_tool(fkt_plugin.cli.compare.main, *submit[1:], cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: launcher=slurm submits with SLURM's sbatch")
+    done = run_tool(fkt_plugin.cli.compare.main, *summary[1:], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / study / "results.csv").is_file()

@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fkt_plugin.errors import FKTError, MissingDependencyError
 from fkt_plugin.run_dir import RunDirectory
+from fkt_plugin.runner import train
 from fkt_plugin.sweep.execute import cluster_for, ensure_trained, run_job
 from fkt_plugin.sweep.plan import Job, Sweep, print_now
 
@@ -57,11 +58,20 @@ class SweepSpec:
         return Sweep(OmegaConf.create(self.cfg), base_dir=self.base_dir)
 
 
-def run_unit(spec: SweepSpec, unit: Unit) -> str:
-    """Runs one unit in a task (what submitit pickles and calls)."""
+def run_unit(spec: SweepSpec, unit: Unit, rank: int = 0) -> str:
+    """Runs one unit in a task (what submitit pickles and calls).
+
+    Args:
+        spec: The sweep.
+        unit: The unit.
+        rank: The task's rank among the tasks of a multi-GPU training run (one per GPU, as
+            Lightning reads them from SLURM): rank 0 claims the run, the others join it.
+    """
     sweep = spec.sweep()
     job = sweep.jobs[unit.index]
-    if unit.kind == "train":
+    if unit.kind == "train" and rank > 0:
+        train(sweep.run_cfg(job))
+    elif unit.kind == "train":
         ensure_trained(sweep, job)
     elif unit.kind == "cluster":
         cluster_for(sweep, job)
@@ -75,7 +85,13 @@ class UnitTask:
     resubmitted with the same unit, and the run resumes from its ``last.ckpt``."""
 
     def __call__(self, spec: SweepSpec, unit: Unit) -> str:
-        return run_unit(spec, unit)
+        import submitit
+
+        try:
+            rank = submitit.JobEnvironment().global_rank
+        except RuntimeError:  # not inside a submitit job (the debug executor)
+            rank = 0
+        return run_unit(spec, unit, rank)
 
     def checkpoint(self, spec: SweepSpec, unit: Unit) -> Any:
         import submitit
@@ -125,28 +141,41 @@ def gpu_hours(sweep: Sweep, layers: list[list[Unit]]) -> str:
         source = "the median of the finished runs' training seconds"
     hours = trainings * seconds * max(1, launcher.gpus_per_job) / 3600
     return (f"{trainings} training runs x {seconds:.0f} s ({source}) x "
-            f"{max(1, launcher.gpus_per_job)} GPU = about {hours:.1f} GPU-hours")
+            f"{max(1, launcher.gpus_per_job)} GPU = about {hours:.2f} GPU-hours")
 
 
-def _executor(sweep: Sweep, folder: Path, dependency: str | None) -> Any:
+def _executor(sweep: Sweep, folder: Path, dependency: str | None, training: bool) -> Any:
     try:
         import submitit
     except ImportError:
         raise MissingDependencyError("launcher=slurm needs submitit: pip install submitit (or "
                                      "fkt-plugin[cluster])") from None
     launcher = sweep.cfg.launcher
-    executor = submitit.AutoExecutor(folder=folder, cluster=launcher.cluster)
-    executor.update_parameters(**executor_parameters(launcher, dependency))
+    try:
+        executor = submitit.AutoExecutor(folder=folder, cluster=launcher.cluster)
+    except RuntimeError as err:  # submitit's "Could not detect srun"
+        raise MissingDependencyError(
+            f"launcher=slurm submits with SLURM's sbatch, which this machine lacks ({err}): run "
+            "the command on the cluster's login node, or see the plan with "
+            "launcher.dry_run=true, or run the jobs here with launcher.cluster=local") from None
+    executor.update_parameters(**executor_parameters(launcher, dependency, training))
     return executor
 
 
-def executor_parameters(launcher: DictConfig, dependency: str | None) -> dict[str, Any]:
-    """submitit's parameters for the launcher block (the ``slurm_`` ones apply on SLURM only)."""
+def executor_parameters(launcher: DictConfig, dependency: str | None,
+                        training: bool) -> dict[str, Any]:
+    """submitit's parameters for the launcher block (the ``slurm_`` ones apply on SLURM only).
+
+    A training layer gets ``gpus_per_job`` GPUs and a task per GPU (Lightning's SLURM
+    environment: the recipe's ``devices=N strategy=ddp``); the other layers one GPU at most.
+    """
+    gpus = launcher.gpus_per_job if training else min(1, launcher.gpus_per_job)
     slurm = {"slurm_partition": launcher.partition, "slurm_account": launcher.account,
              "slurm_qos": launcher.qos, "slurm_constraint": launcher.constraint,
              "slurm_dependency": dependency}
     return {"name": "fkt-compare", "timeout_min": launcher.timeout_min,
-            "gpus_per_node": launcher.gpus_per_job, "cpus_per_task": launcher.cpus_per_job,
+            "gpus_per_node": gpus, "tasks_per_node": max(1, gpus),
+            "cpus_per_task": launcher.cpus_per_job,
             "mem_gb": launcher.mem_gb, "slurm_array_parallelism": launcher.max_parallel,
             "slurm_additional_parameters": dict(launcher.additional),
             **{k: v for k, v in slurm.items() if v is not None}}
@@ -179,7 +208,8 @@ def launch(sweep: Sweep, spec: SweepSpec,
         if not layer:
             continue
         # Off SLURM there are no dependencies: each layer ends before the next is submitted.
-        executor = _executor(sweep, folder, f"afterany:{previous}" if previous else None)
+        executor = _executor(sweep, folder, f"afterany:{previous}" if previous else None,
+                             training=layer[0].kind == "train")
         with executor.batch():
             jobs = [executor.submit(UnitTask(), spec, unit) for unit in layer]
         array = str(jobs[0].job_id).split("_")[0]
@@ -235,7 +265,8 @@ def write_dry_run(sweep: Sweep, layers: list[list[Unit]], folder: Path,
         # As AutoExecutor hands them on: generic names converted, slurm_ keys unprefixed.
         executor.update_parameters(**executor._convert_parameters({
             k.removeprefix("slurm_"): v
-            for k, v in executor_parameters(sweep.cfg.launcher, depends).items()}))
+            for k, v in executor_parameters(sweep.cfg.launcher, depends,
+                                            training=layer[0].kind == "train").items()}))
         executor.parameters["map_count"] = len(layer)  # as submitit submits an array
         script = out / f"layer{i}-{name.replace(' ', '_')}.sh"
         script.write_text(executor._make_submission_file_text(executor._submitit_command_str,
