@@ -48,17 +48,28 @@ def _read(record_file: Path) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host (a zombie, killed but not yet reaped, does
+    not: it holds no lock any more)."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, ValueError, OverflowError):
+        return False
+    except PermissionError:  # a process of another user holds that pid
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
+
+
 def _alive_elsewhere(record_file: Path, record: dict[str, Any]) -> bool:
     """Whether a record's holder may still run: on this host, its process exists; on another,
     its heartbeat is recent."""
     if record.get("host") == socket.gethostname():
-        try:
-            os.kill(int(record.get("pid", -1)), 0)
-        except (ProcessLookupError, ValueError):
-            return False
-        except PermissionError:  # a process of another user holds that pid
-            return True
-        return int(record.get("pid", -1)) != os.getpid()
+        pid = int(record.get("pid", -1))
+        return pid != os.getpid() and _running(pid)
     try:
         age = time.time() - record_file.stat().st_mtime
     except OSError:

@@ -4,8 +4,13 @@ end and resuming after a failed task."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -58,7 +63,7 @@ def test_a_failed_task_is_named_and_the_same_command_finishes_the_rest(
     spoiled.path.mkdir(parents=True)
     # A folder of another run under the name: that run's task fails, the others go on.
     spoiled.config_file.write_text("method: byol\nseed: 99\n")
-    with pytest.raises(FKTError, match=rf"1 of 6 tasks failed: train {spoiled.name} \(log: "):
+    with pytest.raises(FKTError, match=rf"1 of 6 tasks failed: train {spoiled.name}: .*different config.* \(log: "):
         launch(sweep, SweepSpec(cfg, ".", str(Path.cwd())), log=lambda line: None)
     done = {p: p.stat().st_mtime_ns for p in (tmp_path / "out" / "runs").glob("*/results.json")}
     assert len(done) == 5
@@ -174,3 +179,39 @@ def test_the_readme_cluster_commands_work_as_typed(tmp_path: Path) -> None:
     done = run_tool(fkt_plugin.cli.compare.main, *summary[1:], cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / study / "results.csv").is_file()
+
+
+def test_a_sweep_killed_mid_run_resumes_without_retraining_finished_runs(
+        fmnist_dir: Path, tmp_path: Path) -> None:
+    cfg = compare_cfg(fmnist_dir, tmp_path / "out", fractions=[0.2], seeds=[0],
+                      arms=[{"name": "short", "recipe": "supervised", "epochs": 1},
+                            {"name": "long", "recipe": "supervised", "epochs": 40}],
+                      launcher=dict(LOCAL))
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(
+        {"defaults": ["fkt_compare", "_self_"], **cfg}, allow_unicode=True))
+    command = [sys.executable, "-m", "fkt_plugin.cli.compare", "--config-path", str(tmp_path),
+               "--config-name", "study"]
+    sweep = Sweep(OmegaConf.create(cfg))
+    short, long = (sweep.folder(job) for job in sweep.jobs)
+    # The command as a user runs it, its tasks as submitit's local processes; killed (the
+    # whole process group, as a node failure would) once the short run has finished and the
+    # long one has written a checkpoint.
+    with subprocess.Popen(command, cwd=tmp_path, start_new_session=True,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as first:
+        deadline = time.time() + 300
+        while not (short.results_file.is_file()
+                   and (long.checkpoints / "last.ckpt").is_file()):
+            assert time.time() < deadline and first.poll() is None, "the sweep did not start"
+            time.sleep(0.2)
+        os.killpg(first.pid, signal.SIGKILL)
+    assert not long.results_file.exists()
+    finished = short.results_file.stat().st_mtime_ns
+    sweep = Sweep(OmegaConf.create(cfg))
+    assert [[u.name for u in layer] for layer in plan_units(sweep)] == [[long.name], [], [], []]
+    # The same command again (its tasks in this process: submitit's debug executor).
+    done = run_tool(fkt_plugin.cli.compare.main, "--config-path", str(tmp_path),
+                    "--config-name", "study", "launcher.cluster=debug", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert short.results_file.stat().st_mtime_ns == finished
+    assert long.read_results().resumed_from == str(long.checkpoints / "last.ckpt")
+    assert (tmp_path / "out" / "results.md").is_file()

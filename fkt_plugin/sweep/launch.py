@@ -229,8 +229,12 @@ def launch(sweep: Sweep, spec: SweepSpec,
 def _wait(jobs: list[Any], units: list[Unit]) -> None:
     failed = []
     for job, unit in zip(jobs, units, strict=True):
-        if job.exception() is not None:
-            failed.append(f"{unit.kind} {unit.name} (log: {job.paths.stderr})")
+        error = job.exception()
+        if error is not None:
+            # submitit's FailedJobError carries the task's traceback: its last line says why.
+            lines = [line for line in str(error).splitlines() if line.strip()]
+            why = lines[-1].strip() if lines else type(error).__name__
+            failed.append(f"{unit.kind} {unit.name}: {why} (log: {job.paths.stderr})")
     if failed:
         raise FKTError(f"{len(failed)} of {len(jobs)} tasks failed: {'; '.join(failed)}; the "
                        "same command resumes the sweep")
