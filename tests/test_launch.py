@@ -63,7 +63,8 @@ def test_a_failed_task_is_named_and_the_same_command_finishes_the_rest(
     spoiled.path.mkdir(parents=True)
     # A folder of another run under the name: that run's task fails, the others go on.
     spoiled.config_file.write_text("method: byol\nseed: 99\n")
-    with pytest.raises(FKTError, match=rf"1 of 6 tasks failed: train {spoiled.name}: .*different config.* \(log: "):
+    with pytest.raises(FKTError, match=rf"1 of 6 tasks failed: train {spoiled.name}: "
+                                       r".*different config.* \(log: "):
         launch(sweep, SweepSpec(cfg, ".", str(Path.cwd())), log=lambda line: None)
     done = {p: p.stat().st_mtime_ns for p in (tmp_path / "out" / "runs").glob("*/results.json")}
     assert len(done) == 5
