@@ -90,12 +90,16 @@ class Results:
     # G-SimCLR's guided batches: how often a batch held two images of one cluster (only in
     # runs with data.batch_sampler=guided).
     guided_batches: dict[str, Any] | None = None
+    # The sha256 of the declared design of the sweep that made the run (fkt-compare only).
+    declaration: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields as ``results.json`` holds them (``guided_batches`` only where set)."""
+        """The fields as ``results.json`` holds them (``guided_batches`` and ``declaration``
+        only where set)."""
         content = dataclasses.asdict(self)
-        if content["guided_batches"] is None:
-            del content["guided_batches"]
+        for optional in ("guided_batches", "declaration"):
+            if content[optional] is None:
+                del content[optional]
         return content
 
     @classmethod

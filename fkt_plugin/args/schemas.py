@@ -396,6 +396,9 @@ class CompareSchema:
     # both finished, with its 95% t-interval (runs with one seed share splits and labels).
     paired: list[Any] = field(default_factory=list)
     launcher: LauncherSchema = field(default_factory=LauncherSchema)
+    # A sweep's design is declared at its first start (<out>/declaration.json); a later start
+    # with another design is refused unless this gives the reason, recorded as an amendment.
+    amend: str | None = None
 
 
 SCHEMAS: dict[str, type] = {"fkt_run": RunSchema, "fkt_eval_schema": EvalSchema,

@@ -56,6 +56,13 @@ A compare recipe declares:
               as processes of this machine; launcher.seconds_per_job feeds the GPU-hours
               estimate printed first
 
+  amend       the reason for changing a declared design: the first start of a sweep declares
+              its design in <out>/declaration.json (arms with their recipe files' sha256,
+              fractions, seeds, pairs, selection, val_labels, overrides, eval); a later start
+              with another design is refused unless amend="<reason>" records the change (with
+              how many runs had finished); results.md opens with the declaration and its
+              amendments, and every run's results.json records the design's sha
+
 Every run has its own directory under <out>/runs; finished runs are read back, so an interrupted
 sweep resumes where it stopped (also in another checkout that has only the runs' result files:
 a pre-training that an unfinished job still needs is trained again). summary_only=true trains
@@ -93,6 +100,7 @@ def _run(cfg: DictConfig) -> None:
         start_helpers,
         write_report,
     )
+    from fkt_plugin.sweep.declaration import declare
     from fkt_plugin.sweep.launch import SweepSpec, launch
 
     with user_errors_exit():
@@ -100,6 +108,8 @@ def _run(cfg: DictConfig) -> None:
             raise ConfigError("no compare recipe given: use --config-path recipes/compare "
                               "--config-name <name> (see fkt-compare --help)")
         sweep = Sweep(mapping_copy(cfg), base_dir=recipe_folder())
+        if not sweep.cfg.summary_only:
+            declare(sweep, sweep.cfg.amend)
         on_cluster = sweep.cfg.launcher.name == "slurm" and not sweep.cfg.summary_only
         if on_cluster and not launch(sweep, SweepSpec(
                 plain_dict(cfg), str(recipe_folder()), os.getcwd())):

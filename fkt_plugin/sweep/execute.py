@@ -124,6 +124,17 @@ def ensure_trained(sweep: Sweep, job: Job) -> None:
                       "it again (same seed and settings) for the jobs that still need it")
             RunDirectory(run_dir).results_file.unlink()
         train(sweep.run_cfg(job))
+        stamp_declaration(sweep, RunDirectory(run_dir))
+
+
+def stamp_declaration(sweep: Sweep, folder: RunDirectory) -> None:
+    """Records in a run's results.json the sha of the design it was made under, where the sweep
+    has a declaration (:mod:`fkt_plugin.sweep.declaration`)."""
+    declared = sweep.out / "declaration.json"
+    if declared.is_file() and folder.results_file.is_file():
+        results = folder.read_results()
+        results.declaration = json.loads(declared.read_text())["sha256"]
+        folder.write_results(results)
 
 
 def run_sweep(sweep: Sweep, train_missing: bool = True,

@@ -89,7 +89,7 @@ class Sweep:
                      and s in seeds_for(self.cfg, float(f))]
         self.first_seed = next(iter(first_seeds))
         for arm in self.cfg.arms:
-            self._recipe_file(arm)
+            self.recipe_file(arm)
         # Composing every run's cfg up front catches a bad recipe or override before hours of
         # training, not in the middle; a summary trains nothing and composes nothing.
         if not self.cfg.summary_only:
@@ -101,7 +101,7 @@ class Sweep:
         ``key=value`` overrides."""
         return apply_value_overrides(self._arm_base(arm), overrides)
 
-    def _recipe_file(self, arm: DictConfig) -> Path:
+    def recipe_file(self, arm: DictConfig) -> Path:
         """The arm's recipe file.
 
         Raises:
@@ -120,7 +120,7 @@ class Sweep:
         (shared: callers copy before changing it)."""
         name = str(arm.name)
         if name not in self._arm_cfgs:
-            self._arm_cfgs[name] = compose_recipe(self._recipe_file(arm),
+            self._arm_cfgs[name] = compose_recipe(self.recipe_file(arm),
                                                   [*self.cfg.overrides, *arm.overrides])
         return self._arm_cfgs[name]
 
@@ -133,7 +133,7 @@ class Sweep:
         chosen = [o.value() for o in overrides if o.key_or_group == "method" and not o.is_delete()]
         if chosen:
             return str(chosen[-1])
-        recipe = OmegaConf.load(self._recipe_file(arm))
+        recipe = OmegaConf.load(self.recipe_file(arm))
         declared = recipe.get("method") if isinstance(recipe, DictConfig) else None
         return str(declared if declared is not None else self._arm_base(arm).method)
 

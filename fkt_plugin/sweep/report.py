@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 from fkt_plugin.args.compare import seeds_for
 from fkt_plugin.evaluation.convergence import RISE_MARGIN
 from fkt_plugin.paired import paired_difference, reading
+from fkt_plugin.sweep.declaration import declaration_lines
 from fkt_plugin.tables import write_rows
 
 BOLD_MIN_SEEDS = 3
@@ -149,7 +150,9 @@ def write_report(cfg: DictConfig, out: Path, rows: list[dict[str, Any]],
     epochs = "; ".join(f"{arm.name}: {_epochs_text(arm.epochs)} epochs" if arm.steps is None
                        else f"{arm.name}: {_epochs_text(arm.steps)} steps" for arm in cfg.arms)
     seeds = "; ".join(f"{100 * f:g}%: {seeds_for(cfg, f)}" for f in fractions)
-    parts = [f"Mean ± std over seeds ({seeds}; n = finished runs per cell); "
+    declared = declaration_lines(out)
+    parts = ["\n".join(declared)] if declared else []
+    parts += [f"Mean ± std over seeds ({seeds}; n = finished runs per cell); "
              f"best mean per column in bold where n >= {BOLD_MIN_SEEDS}. {epochs}."]
     if command:
         parts.append(f"{COMMAND_PREFIX}{command}`")
