@@ -37,7 +37,11 @@ def design_of(sweep: Sweep) -> dict[str, Any]:
         recipe = sweep.recipe_file(arm)
         arms.append({**declared, "recipe_file": str(recipe),
                      "recipe_sha256": hashlib.sha256(recipe.read_bytes()).hexdigest()})
-    return {"arms": arms, **{key: cfg[key] for key in DESIGN_KEYS}}
+    # As JSON holds it (mapping keys such as label fractions become strings), so that a design
+    # compares equal to the one read back from declaration.json.
+    design: dict[str, Any] = json.loads(json.dumps(
+        {"arms": arms, **{key: cfg[key] for key in DESIGN_KEYS}}))
+    return design
 
 
 def sha_of(design: dict[str, Any]) -> str:
