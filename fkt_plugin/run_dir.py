@@ -167,6 +167,13 @@ class RunDirectory:
         """Where an evaluation protocol's results at a label fraction are written."""
         return self.eval_dir / f"{protocol}-{fraction_tag(fraction)}.json"
 
+    def eval_confusion_picture(self, protocol: str, fraction: float) -> Path:
+        return self.eval_dir / f"{protocol}-{fraction_tag(fraction)}-confusion.png"
+
+    @property
+    def eval_embedding_picture(self) -> Path:
+        return self.eval_dir / "embedding-test.png"
+
     def finetune_name(self, fraction: float) -> str:
         """The name of the sibling run that fine-tunes this run's backbone at a fraction."""
         return f"{self.name}-finetune-{fraction_tag(fraction)}"

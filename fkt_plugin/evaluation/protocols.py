@@ -136,7 +136,6 @@ def evaluate_run(eval_cfg: DictConfig) -> dict[str, dict[str, Any]]:
     run_cfg = folder.load_config()
     fraction = eval_cfg.label_fraction or run_cfg.data.label_fraction
     tag = fraction_tag(fraction)
-    out_dir = folder.eval_dir
     results: dict[str, dict[str, Any]] = {}
     frozen = [p for p in eval_cfg.protocols if PROTOCOLS[p].frozen]
     if frozen:
@@ -158,18 +157,18 @@ def evaluate_run(eval_cfg: DictConfig) -> dict[str, dict[str, Any]]:
             }
             if eval_cfg.plots.confusion_matrix:
                 plot_confusion_matrix(matrix, dataset.class_names,
-                                      out_dir / f"{protocol}-{tag}-confusion.png",
+                                      folder.eval_confusion_picture(protocol, fraction),
                                       title=f"{run_cfg.name}: {protocol} probe, {tag}")
         if eval_cfg.plots.embedding:
             x, y = subsample(*feats.test, eval_cfg.plots.embedding_samples)
             plot_embeddings({f"{run_cfg.name} (test)": (x, y)}, dataset.class_names,
-                            out_dir / "embedding-test.png")
+                            folder.eval_embedding_picture)
     if "finetune" in eval_cfg.protocols:
         tuned = finetune(run_dir, eval_cfg.checkpoint, fraction, eval_cfg.finetune)
         results["finetune"] = {"run": str(run_dir), "protocol": "finetune",
                                "checkpoint": eval_cfg.checkpoint, "label_fraction": fraction,
                                "finetune_run": tuned["name"], **tuned}
-    out_dir.mkdir(parents=True, exist_ok=True)
+    folder.eval_dir.mkdir(parents=True, exist_ok=True)
     for protocol, content in results.items():
         folder.eval_file(protocol, fraction).write_text(result_json(content))
     return results

@@ -23,6 +23,12 @@ from fkt_plugin.errors import ConfigError
 from fkt_plugin.run_dir import RunDirectory
 from fkt_plugin.sweep.plan import Sweep
 
+
+def declaration_file(out: Path) -> Path:
+    """Where a sweep's declaration is: ``<out>/declaration.json``."""
+    return out / "declaration.json"
+
+
 DESIGN_KEYS = ("fractions", "seeds", "paired", "selection", "val_labels", "overrides", "eval")
 """The compare settings that make the design (with the arms); ``out``, ``processes``,
 ``launcher``, ``summary_only`` and ``embedding`` change how it runs or is drawn, not what it
@@ -72,7 +78,7 @@ def _changes(before: Any, after: Any, key: str = "") -> list[str]:
 def _progress(sweep: Sweep) -> tuple[int, bool]:
     """How many training runs have finished, and whether any test number has been written."""
     finished = {sweep.run_dir(job) for job in sweep.jobs
-                if RunDirectory(sweep.run_dir(job)).results_file.is_file()}
+                if sweep.folder(job).results_file.is_file()}
     tested = bool(finished) or any(sweep.finished(job) for job in sweep.jobs)
     return len(finished), tested
 
@@ -86,7 +92,7 @@ def declare(sweep: Sweep, amend: str | None = None) -> dict[str, Any]:
     Raises:
         ConfigError: The design differs from the declared one and no ``amend`` reason is given.
     """
-    path = sweep.out / "declaration.json"
+    path = declaration_file(sweep.out)
     design = design_of(sweep)
     now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     if not path.is_file():
@@ -118,9 +124,19 @@ def declare(sweep: Sweep, amend: str | None = None) -> dict[str, Any]:
     return declaration
 
 
+def stamp(out: Path, folder: RunDirectory) -> None:
+    """Records in a run's results.json the sha of the design it was made under, where the sweep
+    in ``out`` has a declaration."""
+    path = declaration_file(out)
+    if path.is_file() and folder.results_file.is_file():
+        results = folder.read_results()
+        results.declaration = json.loads(path.read_text())["sha256"]
+        folder.write_results(results)
+
+
 def declaration_lines(out: Path) -> list[str]:
     """The report's opening lines: when the design was declared, and its amendments."""
-    path = out / "declaration.json"
+    path = declaration_file(out)
     if not path.is_file():
         return []
     declaration = json.loads(path.read_text())

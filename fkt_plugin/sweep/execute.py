@@ -25,8 +25,9 @@ from omegaconf import OmegaConf, open_dict
 from fkt_plugin.config import mapping_copy
 from fkt_plugin.evaluation.protocols import evaluate_run
 from fkt_plugin.locks import Held, hold
-from fkt_plugin.run_dir import RunDirectory, fraction_tag
+from fkt_plugin.run_dir import fraction_tag
 from fkt_plugin.runner import train
+from fkt_plugin.sweep.declaration import stamp
 from fkt_plugin.sweep.plan import Job, Sweep, print_now, slug
 from fkt_plugin.transfer import cluster
 
@@ -113,28 +114,18 @@ def ensure_trained(sweep: Sweep, job: Job) -> None:
     that still needs a pre-trained network whose checkpoint is not on this machine (a study
     resumed elsewhere) trains it again, with the same seed and settings.
     """
-    run_dir = sweep.run_dir(job)
-    if RunDirectory(run_dir).trained():
+    folder = sweep.folder(job)
+    if folder.trained():
         return
-    with claim(sweep.lock_file("run", run_dir.name)):
-        if RunDirectory(run_dir).trained():
+    with claim(sweep.lock_file("run", folder.name)):
+        if folder.trained():
             return
-        if RunDirectory(run_dir).results_file.is_file():
-            sweep.log(f"{run_dir.name}: results read back but no checkpoint here; training "
+        if folder.results_file.is_file():
+            sweep.log(f"{folder.name}: results read back but no checkpoint here; training "
                       "it again (same seed and settings) for the jobs that still need it")
-            RunDirectory(run_dir).results_file.unlink()
+            folder.results_file.unlink()
         train(sweep.run_cfg(job))
-        stamp_declaration(sweep, RunDirectory(run_dir))
-
-
-def stamp_declaration(sweep: Sweep, folder: RunDirectory) -> None:
-    """Records in a run's results.json the sha of the design it was made under, where the sweep
-    has a declaration (:mod:`fkt_plugin.sweep.declaration`)."""
-    declared = sweep.out / "declaration.json"
-    if declared.is_file() and folder.results_file.is_file():
-        results = folder.read_results()
-        results.declaration = json.loads(declared.read_text())["sha256"]
-        folder.write_results(results)
+        stamp(sweep.out, folder)
 
 
 def run_sweep(sweep: Sweep, train_missing: bool = True,

@@ -27,7 +27,6 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from fkt_plugin.errors import FKTError, MissingDependencyError
-from fkt_plugin.run_dir import RunDirectory
 from fkt_plugin.runner import train
 from fkt_plugin.sweep.execute import cluster_for, ensure_trained, run_job
 from fkt_plugin.sweep.plan import Job, Sweep, print_now
@@ -114,11 +113,11 @@ def plan_units(sweep: Sweep) -> list[list[Unit]]:
             continue
         if job.arm.teacher is not None:
             teacher = sweep.teacher_job(job)
-            if not RunDirectory(sweep.run_dir(teacher)).trained():
+            if not sweep.folder(teacher).trained():
                 add(0, "train", teacher, sweep.run_name(teacher))
             if job.arm.k is not None and not sweep.pseudo_label_file(job).is_file():
                 add(1, "cluster", job, sweep.pseudo_label_file(job).stem)
-        if not RunDirectory(sweep.run_dir(job)).trained():
+        if not sweep.folder(job).trained():
             add(2 if job.arm.teacher is not None else 0, "train", job, sweep.run_name(job))
         if job.arm.protocol is not None:
             add(3, "job", job, f"{job.arm.name} {job.fraction:g} seed {job.seed}")
@@ -132,8 +131,10 @@ def gpu_hours(sweep: Sweep, layers: list[list[Unit]]) -> str:
     seconds = launcher.seconds_per_job
     source = "launcher.seconds_per_job"
     if seconds is None:
-        measured = [sweep.folder(job).read_results().fit_seconds for job in sweep.jobs
-                    if sweep.folder(job).results_file.is_file()]
+        # Each run once (a shared pre-training serves several jobs).
+        folders = {sweep.run_dir(job): sweep.folder(job) for job in sweep.jobs}.values()
+        measured = [folder.read_results().fit_seconds for folder in folders
+                    if folder.results_file.is_file()]
         if not any(measured):
             return (f"{trainings} training runs; no finished run says how long one takes: set "
                     "launcher.seconds_per_job=<seconds> for a GPU-hours estimate")

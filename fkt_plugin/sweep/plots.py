@@ -36,9 +36,10 @@ def _plot_curves(sweep: Sweep) -> None:
     curves: dict[str, dict[str, Path]] = {}
     for job in sweep.jobs:
         found = sweep.classifier_run(job) if job.seed == seed and sweep.finished(job) else None
-        if found and RunDirectory(found[0]).metrics_csv.is_file():
+        metrics = RunDirectory(found[0]).metrics_csv if found else None
+        if metrics is not None and metrics.is_file():
             group = f"{100 * job.fraction:g}% labels, seed {seed}"
-            curves.setdefault(group, {})[job.arm.name] = RunDirectory(found[0]).metrics_csv
+            curves.setdefault(group, {})[job.arm.name] = metrics
     if curves:
         plot_training_curves(curves, "val_acc1", sweep.out / "training_curves.png")
 
