@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 from pytorch_lightning.plugins.io import TorchCheckpointIO
+from safetensors.torch import save_file
 from torch import nn
 
 from fkt_plugin.backbones import build_backbone
@@ -248,3 +249,18 @@ def check_resumable(path: Path) -> None:
     if damaged is not None:
         raise CheckpointError(f"{path} cannot be resumed from: its entry {damaged} is damaged; "
                               f"{way_out}")
+
+
+def export_backbone(checkpoint: str | Path, out: str | Path) -> list[Path]:
+    """Writes the backbone tensors of ``checkpoint`` to ``out`` (``torch.save``), and beside it a
+    ``.safetensors`` copy (loadable without pickle).
+
+    Returns:
+        The files written.
+    """
+    state = {k: v.contiguous() for k, v in backbone_state_dict(checkpoint).items()}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, out)
+    save_file(state, out.with_suffix(".safetensors"))
+    return [out, out.with_suffix(".safetensors")]

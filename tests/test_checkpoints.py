@@ -10,8 +10,7 @@ import torchvision
 from safetensors.torch import load_file
 
 from fkt_plugin.backbones import build_backbone
-from fkt_plugin.checkpoints import BackboneSource, load_backbone_weights
-from fkt_plugin.cli.export import export_backbone
+from fkt_plugin.checkpoints import BackboneSource, export_backbone, load_backbone_weights
 from fkt_plugin.errors import CheckpointError, ConfigError
 from fkt_plugin.representations import build_representation
 

@@ -401,8 +401,113 @@ class CompareSchema:
     amend: str | None = None
 
 
+@dataclass
+class StudyDataSchema:
+    """The user's dataset as a training recipe names it (``data.dataset=folder
+    data.train_path=<root> data.image_size=128``); null keys keep the recipe family's."""
+
+    dataset: str | None = None
+    train_path: str | None = None
+    val_path: str | None = None
+    unlabelled_path: str | None = None
+    image_size: int | None = None
+    cache_dir: str | None = None
+    on_bad_image: str | None = None
+    fold: int | None = None
+    holdout_fraction: float | None = None
+    class_weighted_loss: bool | None = None
+
+
+@dataclass
+class BudgetSchema:
+    # One of the two: minutes of this machine, or GPU-hours (both are wall time of the runs).
+    minutes: float | None = None
+    gpu_hours: float | None = None
+    # Shares of the user's labels to study: 1.0 is every label the user has; smaller shares
+    # simulate smaller budgets (each also keeps its validation split inside it).
+    fractions: list[float] = field(default_factory=lambda: [1.0])
+
+
+@dataclass
+class FamilySchema:
+    """A recipe family: the training recipes of one image size, and how its backbone is chosen
+    on a machine without a GPU (``cpu``) and with one (``gpu``)."""
+
+    name: str = ""
+    # Folder of the family's training recipes (relative to the study template's folder).
+    recipes: str = ""
+    # Datasets whose own recipes these are (chosen by data.dataset first) ...
+    datasets: list[str] = field(default_factory=list)
+    # ... else, for datasets without a family (folder), the first family whose largest image
+    # size is at least the decoded size (null: any size).
+    max_image_size: int | None = None
+    cpu: list[str] = field(default_factory=list)
+    gpu: list[str] = field(default_factory=list)
+    # Overrides of every run of this family.
+    overrides: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ScheduleSchema:
+    # The optimiser steps of every training run (matched steps) are the most the budget allows
+    # at min_seeds seeds, within [min_steps, max_steps]; leftover budget buys seeds up to
+    # max_seeds.
+    min_steps: int = 50
+    max_steps: int = 3000
+    min_seeds: int = 3
+    max_seeds: int = 5
+    # Validations per run (the still-rising check and the curves read them).
+    validations: int = 16
+    # Labelled images each class needs at every fraction for a validation split inside the
+    # budget that can tell arms apart (1 validation + 9 training images at val_fraction 0.1).
+    min_labels_per_class: int = 10
+
+
+@dataclass
+class PilotSchema:
+    # Each arm's training run for this many optimiser steps on a seed outside the study, timed
+    # per step: what sizes the schedule and the seeds to the budget.
+    steps: int = 12
+    seed: int = 100
+
+
+@dataclass
+class DeliverSchema:
+    # Retrain the recommended method on every label of the largest fraction and export it.
+    enabled: bool = True
+    # false: no validation split for the delivered model (every label trains; the last step is
+    # the model); true: keep the budget's validation split.
+    validation: bool = False
+
+
+@dataclass
+class StudySchema:
+    """``fkt-study``: which training method gives the best classifier on the user's images at
+    the user's label budget, and how sure that is."""
+
+    defaults: list[Any] = field(default_factory=lambda: ["_self_", {"launcher": "local"}])
+    data: StudyDataSchema = field(default_factory=StudyDataSchema)
+    budget: BudgetSchema = field(default_factory=BudgetSchema)
+    # The study's folder (null: studies/<dataset>[-<train_path folder>]).
+    out: str | None = None
+    arms: list[ArmSchema] = field(default_factory=list)
+    families: list[FamilySchema] = field(default_factory=list)
+    # auto: the family's gpu backbone when CUDA is available, else its cpu one; cpu or gpu.
+    backbone: str = "auto"
+    schedule: ScheduleSchema = field(default_factory=ScheduleSchema)
+    pilot: PilotSchema = field(default_factory=PilotSchema)
+    deliver: DeliverSchema = field(default_factory=DeliverSchema)
+    # Hydra overrides of every training run (after the family's).
+    overrides: list[str] = field(default_factory=list)
+    eval: EvalSchema = field(default_factory=EvalSchema)
+    processes: int = 1
+    launcher: LauncherSchema = field(default_factory=LauncherSchema)
+    amend: str | None = None
+
+
 SCHEMAS: dict[str, type] = {"fkt_run": RunSchema, "fkt_eval_schema": EvalSchema,
-                            "fkt_cluster_schema": ClusterSchema, "fkt_compare": CompareSchema}
+                            "fkt_cluster_schema": ClusterSchema, "fkt_compare": CompareSchema,
+                            "fkt_study": StudySchema}
 """Name in hydra's config store → schema. Recipes name ``fkt_run`` or ``fkt_compare`` first in
 their defaults list; fkt-eval and fkt-cluster compose theirs alone."""
 

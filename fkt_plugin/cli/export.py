@@ -3,33 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from fkt_plugin.checkpoints import export_backbone
 from fkt_plugin.cli.errors import user_errors_exit
-
-
-def export_backbone(checkpoint: str | Path, out: str | Path) -> list[Path]:
-    """Writes the backbone tensors of ``checkpoint`` to ``out`` (``torch.save``), and beside it a
-    ``.safetensors`` copy when the ``safetensors`` package is installed.
-
-    Returns:
-        The files written.
-    """
-    import torch
-
-    from fkt_plugin.checkpoints import backbone_state_dict
-
-    state = {k: v.contiguous() for k, v in backbone_state_dict(checkpoint).items()}
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, out)
-    written = [out]
-    try:
-        from safetensors.torch import save_file
-    except ImportError:
-        return written
-    save_file(state, out.with_suffix(".safetensors"))
-    return [*written, out.with_suffix(".safetensors")]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,7 +16,7 @@ def main(argv: list[str] | None = None) -> None:
                     "a plain state dict. ResNet backbones keep torchvision's key names, so "
                     "torchvision.models.resnet18().load_state_dict(sd, strict=False) loads it "
                     "(only fc.* is missing; a small-image stem has a 3x3 conv1). A .safetensors "
-                    "copy is written too when safetensors is installed.",
+                    "copy is written beside it.",
     )
     parser.add_argument("checkpoint", help="e.g. trained_models/<run>/checkpoints/last.ckpt")
     parser.add_argument("out", help="output file, e.g. backbone.pt")

@@ -118,7 +118,7 @@ def check_overrides(argv: list[str], schema: type) -> None:
         if (kind is bool or bool in typing.get_args(kind)) and not isinstance(value, bool):
             raise ConfigError(f"{key}={value!r} must be true or false")
         try:
-            OmegaConf.update(typed, key, value, merge=False)
+            OmegaConf.update(typed, key, value, merge=True)
         except OmegaConfBaseException as err:
             raise ConfigError(f"{key}={value!r}: {str(err).splitlines()[0]}") from None
 

@@ -211,9 +211,16 @@ def _label(job: Job) -> str:
     return f"{job.arm.name}, {100 * job.fraction:g}% labels, seed {job.seed}"
 
 
-def start_helpers(logs: Path, count: int) -> list[tuple[subprocess.Popen[bytes], Path]]:
-    """Starts ``count - 1`` more fkt-compare processes on the same command line (they claim
-    jobs as this one does), each with its share of the cores unless OMP_NUM_THREADS is set."""
+def start_helpers(logs: Path, count: int, args: list[str] | None = None,
+                  ) -> list[tuple[subprocess.Popen[bytes], Path]]:
+    """Starts ``count - 1`` more fkt-compare processes (they claim jobs as this one does), each
+    with its share of the cores unless OMP_NUM_THREADS is set.
+
+    Args:
+        logs: Where their output goes.
+        count: Processes in all, this one included.
+        args: fkt-compare's arguments (default: this process's command line).
+    """
     if count == 1:
         return []
     import torch
@@ -222,8 +229,8 @@ def start_helpers(logs: Path, count: int) -> list[tuple[subprocess.Popen[bytes],
     torch.set_num_threads(int(threads))
     # The command line as this process got it, the recipe folder made absolute: the helpers
     # run in the same working directory.
-    args = [arg for arg in sys.argv[1:]
-            if not arg.lstrip("+").startswith("processes=")]
+    if args is None:
+        args = [arg for arg in sys.argv[1:] if not arg.lstrip("+").startswith("processes=")]
     logs.mkdir(parents=True, exist_ok=True)
     helpers = []
     for i in range(2, count + 1):

@@ -18,8 +18,9 @@ from fkt_plugin.sweep.plan import Sweep
 from fkt_plugin.sweep.report import summarise
 
 
-def draw(sweep: Sweep, rows: list[dict[str, Any]]) -> None:
-    """Draws every picture of a sweep under its ``out`` folder."""
+def draw(sweep: Sweep, rows: list[dict[str, Any]], embedding: bool = True) -> None:
+    """Draws every picture of a sweep under its ``out`` folder (the t-SNE, minutes on a CPU,
+    only where ``embedding``)."""
     arms = [str(arm.name) for arm in sweep.cfg.arms]
     summary = summarise(rows, arms, [float(f) for f in sweep.cfg.fractions], "acc1")
     if summary:
@@ -28,7 +29,8 @@ def draw(sweep: Sweep, rows: list[dict[str, Any]]) -> None:
                                   sweep.out / "accuracy_vs_fraction.png")
     _plot_curves(sweep)
     _plot_pretraining_knn(sweep)
-    _plot_embedding(sweep)
+    if embedding:
+        _plot_embedding(sweep)
 
 
 def _plot_curves(sweep: Sweep) -> None:
