@@ -21,12 +21,12 @@ fkt-study: which training method gives the best classifier on your images at you
 and how sure that is.
 
 usage:
-  fkt-study data.dataset=folder data.train_path=<root> data.image_size=<px> budget.minutes=<m>
-  fkt-study data.dataset=fashion_mnist budget.fractions=[0.01] budget.minutes=120
+  fkt-study data.dataset=folder data.train_path=path/to/images data.image_size=96 budget.minutes=60
+  fkt-study data.dataset=fashion_mnist budget.fractions=[0.01] budget.minutes=100
 
-The dataset is named as any training recipe names it: folder (<root>/<class>/<image>, with
-data.unlabelled_path=<folder of unlabelled images> and data.val_path=<test folder> if you have
-them; else data.holdout_fraction of each class is the test split), fashion_mnist, cifar10,
+The dataset is named as any training recipe names it: folder (path/to/images/<class>/<image>,
+with data.unlabelled_path=<folder of unlabelled images> and data.val_path=<test folder> if you
+have them; else data.holdout_fraction of each class is the test split), fashion_mnist, cifar10,
 stl10, intel, aptos. The budget is budget.minutes (wall time of this machine) or
 budget.gpu_hours; budget.fractions=[1.0, 0.1] adds smaller simulated label budgets.
 

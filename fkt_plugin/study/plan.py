@@ -29,6 +29,7 @@ class StudyPlan:
     """What a study runs, and why: the data, the family, the schedule and its estimate."""
 
     facts: dict[str, Any]
+    data: list[str]
     family: str
     recipes: str
     backbone: str
@@ -60,6 +61,9 @@ def budget_seconds(cfg: DictConfig) -> float:
 
 
 def budget_text(seconds: float) -> str:
+    """Seconds as minutes (one decimal under ten) or, from 90 minutes, hours."""
+    if seconds < 600:
+        return f"{seconds / 60:.1f} min"
     return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 

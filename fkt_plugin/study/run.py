@@ -71,8 +71,8 @@ def _plan(cfg: DictConfig, out: Path, template_dir: Path,
     family = choose_family(cfg, facts)
     folder = family_folder(cfg, family, template_dir)
     backbone, backbone_settings = backbone_overrides(cfg, family)
-    overrides = [*data_overrides(cfg), *map(str, family.overrides), *backbone_settings,
-                 *map(str, cfg.overrides)]
+    data = data_overrides(cfg)
+    overrides = [*data, *map(str, family.overrides), *backbone_settings, *map(str, cfg.overrides)]
     log(f"recipes: the {family.name} family ({folder.name}), {backbone} backbone "
         f"({' '.join(backbone_settings) or 'as the recipes have it'})")
     pilot_out = out / "pilot"
@@ -93,8 +93,9 @@ def _plan(cfg: DictConfig, out: Path, template_dir: Path,
     epochs = {str(f): finetune_epochs(facts, f, sizing.steps, int(reference.optimizer.batch_size),
                                       float(reference.data.val_fraction)) for f in fractions}
     plan = StudyPlan(
-        facts=facts.to_dict(), family=str(family.name), recipes=relative_to(folder, out),
-        backbone=backbone, overrides=overrides, fractions=fractions, steps=sizing.steps,
+        facts=facts.to_dict(), data=data, family=str(family.name), recipes=relative_to(folder, out),
+        backbone=f"{reference.backbone.name} ({backbone})", overrides=overrides,
+        fractions=fractions, steps=sizing.steps,
         seeds=list(range(sizing.seeds)), finetune_epochs=epochs,
         budget=plain_dict(cfg.budget), budget_seconds=total, pilot_seconds=spent,
         estimate_seconds=sizing.estimate_seconds,
@@ -107,8 +108,7 @@ def _resumed(cfg: DictConfig, out: Path) -> StudyPlan:
     """The saved plan, when the command still asks for the same data and budget."""
     plan = StudyPlan.load(out / "plan.json")
     asked = {"budget": plain_dict(cfg.budget), "data": data_overrides(cfg)}
-    planned = {"budget": plan.budget,
-               "data": [o for o in plan.overrides if o.startswith("data.")][:len(asked["data"])]}
+    planned = {"budget": plan.budget, "data": plan.data}
     if json.loads(json.dumps(asked)) != json.loads(json.dumps(planned)):
         raise ConfigError(f"{out} holds a study planned for {planned}, not {asked}: give "
                           "another out= for a new study, or the same settings to resume it")
