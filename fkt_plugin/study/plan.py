@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from omegaconf import DictConfig
 
 from fkt_plugin.config import plain_dict
@@ -29,6 +30,7 @@ class StudyPlan:
     """What a study runs, and why: the data, the family, the schedule and its estimate."""
 
     facts: dict[str, Any]
+    machine: str
     data: list[str]
     family: str
     recipes: str
@@ -51,6 +53,12 @@ class StudyPlan:
     @classmethod
     def load(cls, path: Path) -> StudyPlan:
         return cls(**json.loads(path.read_text()))
+
+
+def machine() -> str:
+    """The machine a plan was timed on: its cores and GPU."""
+    gpu = (torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU")
+    return f"{os.cpu_count()} CPU cores ({torch.get_num_threads()} torch threads), {gpu}"
 
 
 def budget_seconds(cfg: DictConfig) -> float:

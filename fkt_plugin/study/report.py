@@ -83,6 +83,7 @@ def write_study_report(out: Path, plan: StudyPlan, answers: list[Recommendation]
         f"{plan.steps} optimiser steps (matched steps; fine-tuning as many), seeds "
         f"{plan.seeds}, label fractions {fractions}; validation labels inside the budget, the "
         "model of the last step scored.\n"
+        f"- Machine: {plan.machine}.\n"
         f"- Budget: {budget_text(plan.budget_seconds)}; the pilot took "
         f"{budget_text(plan.pilot_seconds)} and estimated the study at "
         f"{budget_text(plan.estimate_seconds)}.\n"

@@ -42,6 +42,7 @@ from fkt_plugin.study.plan import (
     budget_text,
     compare_recipe,
     finetune_epochs,
+    machine,
     relative_to,
     size,
 )
@@ -93,9 +94,9 @@ def _plan(cfg: DictConfig, out: Path, template_dir: Path,
     epochs = {str(f): finetune_epochs(facts, f, sizing.steps, int(reference.optimizer.batch_size),
                                       float(reference.data.val_fraction)) for f in fractions}
     plan = StudyPlan(
-        facts=facts.to_dict(), data=data, family=str(family.name), recipes=relative_to(folder, out),
-        backbone=f"{reference.backbone.name} ({backbone})", overrides=overrides,
-        fractions=fractions, steps=sizing.steps,
+        facts=facts.to_dict(), machine=machine(), data=data, family=str(family.name),
+        recipes=relative_to(folder, out), backbone=f"{reference.backbone.name} ({backbone})",
+        overrides=overrides, fractions=fractions, steps=sizing.steps,
         seeds=list(range(sizing.seeds)), finetune_epochs=epochs,
         budget=plain_dict(cfg.budget), budget_seconds=total, pilot_seconds=spent,
         estimate_seconds=sizing.estimate_seconds,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -41,7 +42,10 @@ def design_of(sweep: Sweep) -> dict[str, Any]:
     arms = []
     for arm, declared in zip(sweep.cfg.arms, cfg["arms"], strict=True):
         recipe = sweep.recipe_file(arm)
-        arms.append({**declared, "recipe_file": str(recipe),
+        # Relative to the working directory, normalised: the same file however the recipe
+        # folder was reached (an absolute --config-path, or a study's relative one), and no
+        # machine path in a committed declaration.
+        arms.append({**declared, "recipe_file": os.path.relpath(recipe.resolve()),
                      "recipe_sha256": hashlib.sha256(recipe.read_bytes()).hexdigest()})
     # As JSON holds it (mapping keys such as label fractions become strings), so that a design
     # compares equal to the one read back from declaration.json.
