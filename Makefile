@@ -20,8 +20,10 @@ demo: data
 	$(VENV)/bin/fkt-compare --config-path $(CURDIR)/recipes/compare --config-name demo out=$(CURDIR)/demo_runs
 
 # The tests build their own fixtures; the real dataset is fetched for the demo, not needed here.
+# Debian's Chromium renders fkt-study's report.html in its test (installed as root on Debian).
 test: install
 	-$(VENV)/bin/fkt-data obtain-fashion-mnist
+	-command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get install -y -qq chromium >/dev/null; }
 	$(VENV)/bin/ruff check fkt_plugin tests examples
 	$(VENV)/bin/mypy
 	$(PY) -m pytest tests

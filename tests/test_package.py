@@ -127,7 +127,7 @@ def test_every_command_line_tool_is_installed_and_loads_its_entry_point() -> Non
     tools = {ep.name: ep for ep in entry_points(group="console_scripts")
              if ep.value.startswith("fkt_plugin.")}
     assert set(tools) == {"fkt-train", "fkt-eval", "fkt-compare", "fkt-data", "fkt-export",
-                          "fkt-bench", "fkt-cluster"}
+                          "fkt-bench", "fkt-cluster", "fkt-study"}
     for name, ep in tools.items():
         assert callable(ep.load()) and ep.value.endswith(":main"), name
         assert (Path(sys.executable).parent / name).is_file(), f"{name} is not installed"
