@@ -23,7 +23,7 @@ demo: data
 # Debian's Chromium renders fkt-study's report.html in its test (installed as root on Debian).
 test: install
 	-$(VENV)/bin/fkt-data obtain-fashion-mnist
-	-command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get install -y -qq chromium >/dev/null; }
+	-command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 	$(VENV)/bin/ruff check fkt_plugin tests examples
 	$(VENV)/bin/mypy
 	$(PY) -m pytest tests
