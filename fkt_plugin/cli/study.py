@@ -61,7 +61,8 @@ Keys (recipes/study/default.yaml is the template; --config-path/--config-name us
                   max_seeds, validations per run, min_labels_per_class
   pilot           steps, seed
   deliver         enabled, validation
-  processes, launcher, amend   as in fkt-compare --help
+  processes, launcher, amend   as in fkt-compare --help (the pilot always runs on this
+                  machine: with launcher=slurm, start fkt-study on a node like the jobs')
 """
 
 
