@@ -171,8 +171,8 @@ def run_study(cfg: DictConfig, template_dir: Path, command: str,
         answer for f in plan.fractions
         if (answer := recommend(rows, arms, f, _seconds(sweep, f))) is not None]
     delivered: list[str] = []
-    if answers and cfg.deliver.enabled and len(rows) == len(sweep.jobs):
-        largest = next(a for a in answers if a.fraction == max(plan.fractions))
+    largest = next((a for a in answers if a.fraction == max(plan.fractions)), None)
+    if largest is not None and cfg.deliver.enabled and len(rows) == len(sweep.jobs):
         log(f"delivering {largest.chosen}: retrained on the labels of "
             f"{100 * largest.fraction:g}%, exported under {out / 'model'}")
         delivered = deliver(compare_recipe(
