@@ -38,22 +38,25 @@ class Recommendation:
         return self.tied == [self.best]
 
     def sentence(self) -> str:
-        """The recommendation in one or two sentences."""
+        """The recommendation in one or two sentences (method names in backticks: some hold
+        commas)."""
         where = (f"At {self.labels:,} labels" if self.labels is not None
                  else f"At {100 * self.fraction:g}% of the labels")
         seeds = f"{self.seeds} seeds"
+        best, chosen = f"`{self.best}`", f"`{self.chosen}`"
         if self.clear:
-            return (f"{where}, {self.best} gives the best classifier: its test accuracy is above "
+            return (f"{where}, {best} gives the best classifier: its test accuracy is above "
                     f"every other method's by a paired 95% interval that excludes 0 ({seeds}).")
         cheapest = ("it is the cheapest" if self.chosen == self.best
-                    else f"{self.chosen} is the cheapest of them")
+                    else f"{chosen} is the cheapest of them")
         if len(self.tied) == len(self.against_best) + 1:
-            return (f"{where}, no method is distinguishable from {self.best} ({seeds}); "
-                    f"{cheapest}: use {self.chosen}.")
-        others = ", ".join(self.tied[1:])
-        return (f"{where}, {others} cannot be told apart from {self.best} ({seeds}; every other "
-                f"method is below {self.best} by an interval that excludes 0); {cheapest}: use "
-                f"{self.chosen}.")
+            return (f"{where}, no method is distinguishable from {best} ({seeds}); "
+                    f"{cheapest}: use {chosen}.")
+        others = [f"`{arm}`" for arm in self.tied[1:]]
+        listed = others[0] if len(others) == 1 else f"{', '.join(others[:-1])} and {others[-1]}"
+        return (f"{where}, {listed} cannot be told apart from {best} ({seeds}; every other "
+                f"method is below {best} by an interval that excludes 0); {cheapest}: use "
+                f"{chosen}.")
 
 
 def _by_seed(rows: list[dict[str, Any]], arm: str, fraction: float) -> dict[int, float]:

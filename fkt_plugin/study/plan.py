@@ -58,7 +58,9 @@ class StudyPlan:
 def machine() -> str:
     """The machine a plan was timed on: its cores and GPU."""
     gpu = (torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU")
-    return f"{os.cpu_count()} CPU cores ({torch.get_num_threads()} torch threads), {gpu}"
+    threads = torch.get_num_threads()
+    return (f"{os.cpu_count()} CPU cores ({threads} torch thread{'s' if threads != 1 else ''}), "
+            f"{gpu}")
 
 
 def budget_seconds(cfg: DictConfig) -> float:

@@ -115,10 +115,10 @@ def test_a_study_plans_declares_resumes_recommends_and_delivers(
     best, tied = recommendation_from_csv(study / "results.csv")
     first = report.split("**Recommendation.** ")[1].splitlines()[0]
     if tied == [best]:
-        assert f", {best} gives the best classifier" in first
+        assert f", `{best}` gives the best classifier" in first
     else:
-        assert f"from {best} (" in first
-        chosen = re.search(r"use (.+?)\.$", first).group(1)
+        assert f"from `{best}` (" in first
+        chosen = re.search(r"use `(.+?)`\.$", first).group(1)
         assert chosen in tied
     for heading in ("### Test accuracy (%)", "### Paired differences against the best mean",
                     "### Labels per run", "### Runs still rising", "### Cost per arm"):
