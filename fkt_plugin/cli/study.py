@@ -28,7 +28,7 @@ The dataset is named as any training recipe names it: folder (path/to/images/<cl
 with data.unlabelled_path=<folder of unlabelled images> and data.val_path=<test folder> if you
 have them; else data.holdout_fraction of each class is the test split), fashion_mnist, cifar10,
 stl10, intel, aptos. The budget is budget.minutes (wall time of this machine) or
-budget.gpu_hours; budget.fractions=[1.0, 0.1] adds smaller simulated label budgets.
+budget.gpu_hours; budget.fractions=[1.0,0.1] adds smaller simulated label budgets.
 
 What it does:
   1. looks at the data (classes, labelled and unlabelled counts, image size) and refuses a
