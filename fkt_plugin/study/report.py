@@ -111,8 +111,10 @@ def write_study_report(out: Path, plan: StudyPlan, answers: list[Recommendation]
                      + still_rising_table(rows, arms, fractions))
     seconds = answers[0].seconds if answers else {}
     if seconds:
-        parts.append("### Cost per arm\n\nMeasured seconds of training and evaluation per "
-                     "seed (a shared pre-training counted for every arm that uses it).\n\n"
+        parts.append("### Cost per arm\n\nMeasured training seconds per seed: the arm's "
+                     "training run (a shared pre-training counted whole for every arm that uses "
+                     "it) and its fine-tuning run; fitting a probe on frozen features is not "
+                     "counted.\n\n"
                      "| arm | seconds per seed |\n|---|---|\n"
                      + "\n".join(f"| {arm} | {seconds[arm]:.0f} |" for arm in arms
                                  if arm in seconds))
