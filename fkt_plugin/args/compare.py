@@ -71,25 +71,12 @@ def validate_compare_cfg(cfg: DictConfig) -> DictConfig:
         require_in_range(fraction, "fractions[...]", 0.0, 1.0, low_open=True)
     if not cfg.arms:
         raise ConfigError("arms is empty: declare at least one arm (name, recipe, epochs)")
-    names = set()
+    names: set[str] = set()
     for i, arm in enumerate(cfg.arms):
-        bad = unknown_keys(arm, ARM_DEFAULTS)
-        if bad:
-            raise ConfigError(f"arms[{i}] has unknown keys {', '.join(bad)}; known: "
-                              f"{', '.join(ARM_DEFAULTS)}")
-        fill_defaults(arm, ARM_DEFAULTS, prefix=f"arms[{i}].")
-        for key in ("name", "recipe"):
-            if arm[key] is None:
-                raise ConfigError(f"arms[{i}].{key} is missing")
+        check_arm(arm, i, names)
         if (arm.epochs is None) == (arm.steps is None):
             raise ConfigError(f"arms[{i}] ({arm.name}) needs epochs or steps (one of them): how "
                               "long its training runs")
-        if arm.name in names:
-            raise ConfigError(f"two arms are named {arm.name!r}; arm names must be unique")
-        names.add(arm.name)
-        if arm.protocol is not None and arm.protocol not in PROTOCOLS:
-            raise ConfigError(f"arms[{i}].protocol={arm.protocol!r} is unknown; use null (the "
-                              f"run's own classifier) or one of {', '.join(PROTOCOLS)}")
         if arm.fractions is not None:
             outside = [f for f in arm.fractions if f not in cfg.fractions]
             if outside or not arm.fractions:
@@ -114,6 +101,29 @@ def validate_compare_cfg(cfg: DictConfig) -> DictConfig:
     with open_dict(cfg):
         cfg.eval = validate_eval_cfg(mapping_copy(cfg.eval, "eval"))
     return cfg
+
+
+def check_arm(arm: DictConfig, i: int, names: set[str]) -> None:
+    """Fills an arm's defaults and checks what every arm needs (fkt-compare's and fkt-study's):
+    known keys, a name and a recipe, a unique name (added to ``names``), a known protocol.
+
+    Raises:
+        ConfigError: Naming ``arms[i]`` and the fix.
+    """
+    bad = unknown_keys(arm, ARM_DEFAULTS)
+    if bad:
+        raise ConfigError(f"arms[{i}] has unknown keys {', '.join(bad)}; known: "
+                          f"{', '.join(ARM_DEFAULTS)}")
+    fill_defaults(arm, ARM_DEFAULTS, prefix=f"arms[{i}].")
+    for key in ("name", "recipe"):
+        if arm[key] is None:
+            raise ConfigError(f"arms[{i}].{key} is missing")
+    if arm.name in names:
+        raise ConfigError(f"two arms are named {arm.name!r}; arm names must be unique")
+    names.add(str(arm.name))
+    if arm.protocol is not None and arm.protocol not in PROTOCOLS:
+        raise ConfigError(f"arms[{i}].protocol={arm.protocol!r} is unknown; use null (the "
+                          f"run's own classifier) or one of {', '.join(PROTOCOLS)}")
 
 
 def seeds_for(cfg: DictConfig, fraction: float) -> list[int]:

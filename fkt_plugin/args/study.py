@@ -7,7 +7,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from fkt_plugin.args.compare import ARM_DEFAULTS
+from fkt_plugin.args.compare import check_arm
 from fkt_plugin.args.schemas import LAUNCHERS, FamilySchema, StudySchema, defaults_of
 from fkt_plugin.config import (
     fill_defaults,
@@ -20,7 +20,6 @@ from fkt_plugin.config import (
     unknown_settings,
 )
 from fkt_plugin.errors import ConfigError
-from fkt_plugin.evaluation.protocol_registry import PROTOCOLS
 
 STUDY_DEFAULTS: dict[str, Any] = defaults_of(StudySchema)
 """A study's settings (:class:`fkt_plugin.args.schemas.StudySchema`)."""
@@ -62,21 +61,10 @@ def validate_study_cfg(cfg: DictConfig) -> DictConfig:
         raise ConfigError("arms is empty: the template (recipes/study/default.yaml) lists them")
     names: set[str] = set()
     for i, arm in enumerate(cfg.arms):
-        bad = unknown_keys(arm, ARM_DEFAULTS)
-        if bad:
-            raise ConfigError(f"arms[{i}] has unknown keys {', '.join(bad)}")
-        fill_defaults(arm, ARM_DEFAULTS, prefix=f"arms[{i}].")
-        if arm.name is None or arm.recipe is None:
-            raise ConfigError(f"arms[{i}] needs a name and a recipe")
+        check_arm(arm, i, names)
         if arm.epochs is not None or arm.steps is not None:
             raise ConfigError(f"arms[{i}] ({arm.name}) sets epochs or steps: a study's plan sets "
                               "every arm's steps from the budget (schedule.* bounds them)")
-        if arm.protocol is not None and arm.protocol not in PROTOCOLS:
-            raise ConfigError(f"arms[{i}].protocol={arm.protocol!r} is unknown; use null or one "
-                              f"of {', '.join(PROTOCOLS)}")
-        if arm.name in names:
-            raise ConfigError(f"two arms are named {arm.name!r}; arm names must be unique")
-        names.add(str(arm.name))
     if len(names) < 2:
         raise ConfigError("a study compares at least two arms")
     for i, family in enumerate(cfg.families):
