@@ -333,6 +333,35 @@ def test_the_report_pairs_arms_by_seed_and_bolds_only_cells_of_three_seeds(
                                                                            "dino"]])))
 
 
+def test_several_intervals_are_also_given_with_bonferronis_correction(
+        fmnist_dir: Path, tmp_path: Path) -> None:
+    from scipy import stats
+
+    # supervised − simclr → linear per seed: 2, 3, 4 (excludes 0 at 95%, t = 5.2 < t(0.9875, 2));
+    # supervised − simclr → fine-tune: 5.0, 5.2, 5.1 (excludes 0 at any usual level).
+    scores = {"supervised": [80.0, 81.0, 82.0], "simclr → linear": [78.0, 78.0, 78.0],
+              "simclr → fine-tune": [75.0, 75.8, 76.9]}
+    cfg = compare_cfg(fmnist_dir, tmp_path / "out", seeds=[0, 1, 2],
+                      paired=[["supervised", "simclr → linear"],
+                              ["supervised", "simclr → fine-tune"]])
+    rows = [{"arm": arm, "label_fraction": 0.2, "seed": seed, "acc1": value / 100,
+             "f1_macro": value / 100}
+            for arm, values in scores.items() for seed, value in enumerate(values)]
+    report = write_report(Sweep(OmegaConf.create(cfg)).cfg, tmp_path / "out", rows)
+    assert "2 intervals are read above" in report and "97.5% interval" in report
+    for other in ("simclr → linear", "simclr → fine-tune"):
+        differences = [x - y for x, y in zip(scores["supervised"], scores[other], strict=True)]
+        result = stats.ttest_1samp(differences, 0.0)
+        low, high = result.confidence_interval(0.975)
+        mean = sum(differences) / 3
+        assert f"| supervised − {other} | {mean:+.2f} [{low:+.2f}, {high:+.2f}] (n=3) |" in report
+    reading = report.split("### Reading")[1]
+    linear, finetune = (line for line in reading.splitlines() if line.startswith("- "))
+    assert "beats simclr → linear" in linear and "With Bonferroni's correction for the 2 " \
+        "intervals it holds 0." in linear
+    assert "beats simclr → fine-tune" in finetune and "still excludes 0" in finetune
+
+
 def test_a_claim_is_exclusive_between_processes_and_freed_when_the_holder_dies(
         tmp_path: Path) -> None:
     lock = tmp_path / "locks" / "run-a.lock"

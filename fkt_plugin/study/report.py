@@ -96,9 +96,13 @@ def write_study_report(out: Path, plan: StudyPlan, answers: list[Recommendation]
         lines = [f"| {answer.best} − {arm} | {d} | "
                  f"{'cannot be told apart' if arm in answer.tied else 'excludes 0'} |"
                  for arm, d in answer.against_best.items()]
+        multiplicity = (f" {len(lines)} intervals are read here, each on its own: uncorrected "
+                        "for multiplicity, so the chance that some arm is set below the best by "
+                        "chance alone can exceed 5%." if len(lines) > 1 else "")
         parts.append(f"### Paired differences against the best mean ({where})\n\n"
                      "Test accuracy points, mean over the shared seeds with its 95% "
-                     "t-interval (same splits and labelled images per seed).\n\n"
+                     "t-interval (same splits and labelled images per seed)."
+                     f"{multiplicity}\n\n"
                      "| best − arm | difference | |\n|---|---|---|\n" + "\n".join(lines))
     labels = sorted({(float(r["label_fraction"]), f"{r['labels_train']} + {r['labels_val']} = "
                       f"{r['labels_total']}") for r in rows if "labels_total" in r})

@@ -20,6 +20,10 @@ from fkt_plugin.tables import write_rows
 BOLD_MIN_SEEDS = 3
 """A column's best mean is bolded only where its cell has at least this many seeds."""
 
+FAMILY_ERROR = 0.05
+"""The chance, across all the paired intervals of a report, that any of them misses its true
+difference, under Bonferroni's correction (each interval at 1 − FAMILY_ERROR / k)."""
+
 
 def summarise(rows: list[dict[str, Any]], arms: list[str], fractions: list[float],
               metric: str) -> dict[str, dict[float, tuple[float, float, int]]]:
@@ -43,14 +47,15 @@ def _by_seed(rows: list[dict[str, Any]], arm: str, fraction: float,
 
 
 def paired_rows(rows: list[dict[str, Any]], pairs: list[tuple[str, str]],
-                fractions: list[float], metric: str) -> list[dict[str, Any]]:
+                fractions: list[float], metric: str,
+                confidence: float = 0.95) -> list[dict[str, Any]]:
     """One row per pair and fraction: the mean of ``a − b`` (in %) over the seeds both arms
-    finished, its 95% t-interval and n."""
+    finished, its t-interval at ``confidence`` and n."""
     out = []
     for a, b in pairs:
         for fraction in fractions:
             difference = paired_difference(_by_seed(rows, a, fraction, metric),
-                                           _by_seed(rows, b, fraction, metric))
+                                           _by_seed(rows, b, fraction, metric), confidence)
             if difference is not None:
                 out.append({"arm": f"{a} − {b}", "label_fraction": fraction,
                             "paired_metric": metric, "mean_difference": difference.mean,
@@ -175,10 +180,34 @@ def write_report(cfg: DictConfig, out: Path, rows: list[dict[str, Any]],
                      "the seeds both arms finished (same splits and labelled images per seed), "
                      "with its 95% t-interval.\n\n" + paired_table(differences, fractions))
         write_rows(out / "results.csv", rows + differences)
-        sentences = [reading(a, b, f"at {100 * f:g}% labels", d)
-                     for a, b in pairs for f in fractions
-                     if (d := paired_difference(_by_seed(rows, a, f, "acc1"),
-                                                _by_seed(rows, b, f, "acc1"))) is not None]
+        intervals = sum(d["n"] >= 2 for d in differences)
+        corrected: dict[tuple[str, float], dict[str, Any]] = {}
+        if intervals > 1:
+            confidence = 1 - FAMILY_ERROR / intervals
+            strict = paired_rows(rows, pairs, fractions, "acc1", confidence)
+            corrected = {(d["arm"], d["label_fraction"]): d for d in strict}
+            parts.append(
+                f"{intervals} intervals are read above, each at 95% on its own: uncorrected "
+                "for multiplicity, the chance that at least one of them misses its true "
+                f"difference can reach {intervals} × 5%. With Bonferroni's correction each is a "
+                f"{100 * confidence:.4g}% interval, so that all of them hold their true "
+                "differences together at least 95% of the time:\n\n"
+                + paired_table(strict, fractions))
+        sentences = []
+        for a, b in pairs:
+            for f in fractions:
+                d = paired_difference(_by_seed(rows, a, f, "acc1"), _by_seed(rows, b, f, "acc1"))
+                if d is None:
+                    continue
+                sentence = reading(a, b, f"at {100 * f:g}% labels", d)
+                strict_row = corrected.get((f"{a} − {b}", f))
+                if strict_row is not None and (d.low > 0 or d.high < 0):
+                    survives = strict_row["ci95_low"] > 0 or strict_row["ci95_high"] < 0
+                    sentence += (" It still excludes 0 with Bonferroni's correction."
+                                 if survives else
+                                 " With Bonferroni's correction for the "
+                                 f"{intervals} intervals it holds 0.")
+                sentences.append(sentence)
         parts.append("### Reading (from the paired differences alone)\n\n"
                      + "\n".join(f"- {s}" for s in sentences))
     report = "\n\n".join(parts) + "\n"

@@ -123,6 +123,7 @@ def test_a_study_plans_declares_resumes_recommends_and_delivers(
     for heading in ("### Test accuracy (%)", "### Paired differences against the best mean",
                     "### Labels per run", "### Runs still rising", "### Cost per arm"):
         assert heading in report
+    assert "intervals are read here, each on its own: uncorrected for multiplicity" in report
 
     # The delivered model: the chosen arm retrained with no validation split, exported.
     model = study / "model"
