@@ -25,6 +25,11 @@ class PairedDifference:
     high: float
     n: int
 
+    @property
+    def excludes_zero(self) -> bool:
+        """Whether the interval lies wholly on one side of 0 (never without an interval)."""
+        return self.low > 0 or self.high < 0
+
     def __str__(self) -> str:
         if self.n < 2:
             return f"{self.mean:+.2f} (n={self.n}, no interval)"
@@ -57,7 +62,7 @@ def reading(a: str, b: str, where: str, difference: PairedDifference) -> str:
     if difference.n < 2:
         return (f"{a} − {b} {where}: {difference.mean:+.2f} points from one seed; no interval, "
                 "so no evidence either way (run more seeds).")
-    if difference.low > 0 or difference.high < 0:
+    if difference.excludes_zero:
         better, worse = (a, b) if difference.low > 0 else (b, a)
         return (f"{a} − {b} {where}: {difference}; {better} beats {worse} (the 95% interval "
                 "excludes 0).")

@@ -181,30 +181,28 @@ def write_report(cfg: DictConfig, out: Path, rows: list[dict[str, Any]],
                      "with its 95% t-interval.\n\n" + paired_table(differences, fractions))
         write_rows(out / "results.csv", rows + differences)
         intervals = sum(d["n"] >= 2 for d in differences)
-        corrected: dict[tuple[str, float], dict[str, Any]] = {}
-        if intervals > 1:
-            confidence = 1 - FAMILY_ERROR / intervals
-            strict = paired_rows(rows, pairs, fractions, "acc1", confidence)
-            corrected = {(d["arm"], d["label_fraction"]): d for d in strict}
+        confidence = 1 - FAMILY_ERROR / intervals if intervals > 1 else None
+        if confidence is not None:
             parts.append(
                 f"{intervals} intervals are read above, each at 95% on its own: uncorrected "
                 "for multiplicity, the chance that at least one of them misses its true "
                 f"difference can reach {intervals} × 5%. With Bonferroni's correction each is a "
                 f"{100 * confidence:.4g}% interval, so that all of them hold their true "
                 "differences together at least 95% of the time:\n\n"
-                + paired_table(strict, fractions))
+                + paired_table(paired_rows(rows, pairs, fractions, "acc1", confidence),
+                               fractions))
         sentences = []
         for a, b in pairs:
             for f in fractions:
-                d = paired_difference(_by_seed(rows, a, f, "acc1"), _by_seed(rows, b, f, "acc1"))
+                scores_a, scores_b = _by_seed(rows, a, f, "acc1"), _by_seed(rows, b, f, "acc1")
+                d = paired_difference(scores_a, scores_b)
                 if d is None:
                     continue
                 sentence = reading(a, b, f"at {100 * f:g}% labels", d)
-                strict_row = corrected.get((f"{a} − {b}", f))
-                if strict_row is not None and (d.low > 0 or d.high < 0):
-                    survives = strict_row["ci95_low"] > 0 or strict_row["ci95_high"] < 0
+                if confidence is not None and d.excludes_zero:
+                    strict = paired_difference(scores_a, scores_b, confidence)
                     sentence += (" It still excludes 0 with Bonferroni's correction."
-                                 if survives else
+                                 if strict is not None and strict.excludes_zero else
                                  " With Bonferroni's correction for the "
                                  f"{intervals} intervals it holds 0.")
                 sentences.append(sentence)
