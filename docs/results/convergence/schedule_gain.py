@@ -86,8 +86,9 @@ def table() -> str:
         if difference is None:
             raise SystemExit(f"{long.arm} ({long.steps} steps) and {short.arm} ({short.steps} "
                              "steps) share no seed: has the study finished?")
+        arm = long.arm if long.arm == short.arm else f"{short.arm} → {long.arm}"
         lines.append(
-            f"| {long.arm} vs {short.arm} | {short.steps:,} | {long.steps:,} | "
+            f"| {arm} | {short.steps:,} | {long.steps:,} | "
             f"{statistics.mean(b.values()):.2f} | {statistics.mean(a.values()):.2f} | "
             f"{difference} | {last_quarter_gain(short):+.2f} → {last_quarter_gain(long):+.2f} |")
     return "\n".join(lines)
