@@ -522,7 +522,8 @@ def test_a_sweep_refuses_runs_made_under_another_selection_or_label_protocol(
 COMMITTED_STUDIES = {"fashion_mnist_study": "fashion_mnist/sweep",
                      "fashion_mnist_study_last": "fashion_mnist/sweep_last",
                      "fashion_mnist_cluster_transfer": "cluster_transfer/sweep",
-                     "fashion_mnist_gsimclr": "gsimclr/sweep", "fashion_mnist_mvmr": "mvmr/sweep"}
+                     "fashion_mnist_gsimclr": "gsimclr/sweep", "fashion_mnist_mvmr": "mvmr/sweep",
+                     "fashion_mnist_convergence": "convergence/sweep"}
 
 
 @pytest.mark.parametrize("recipe", sorted(COMMITTED_STUDIES))
