@@ -14,13 +14,14 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from omegaconf import OmegaConf
 
 import fkt_plugin.cli.compare
 from fkt_plugin.errors import ConfigError, FKTError
 from fkt_plugin.sweep import Sweep, run_sweep
-from fkt_plugin.sweep.launch import SweepSpec, launch, plan_units
+from fkt_plugin.sweep.launch import SweepSpec, launch, plan_units, use_allotted_cores
 from tests.helpers import REPO, run_tool
 from tests.test_compare import compare_cfg
 
@@ -28,9 +29,11 @@ LOCAL = {"name": "slurm", "cluster": "local", "gpus_per_job": 0, "cpus_per_job":
          "mem_gb": 2, "timeout_min": 20, "wait": True}
 
 
-def _sweep_cfg(fmnist_dir: Path, out: Path, cluster: str = "local") -> dict:
-    """Two arms x two fractions x two seeds; simclr's pre-training is shared by its fractions."""
-    return compare_cfg(fmnist_dir, out, fractions=[0.2, 0.5], seeds=[0, 1],
+def _sweep_cfg(fmnist_dir: Path, out: Path, cluster: str = "local",
+               seeds: tuple[int, ...] = (0, 1)) -> dict:
+    """Two arms x two fractions x ``seeds``; simclr's pre-training is shared by its
+    fractions."""
+    return compare_cfg(fmnist_dir, out, fractions=[0.2, 0.5], seeds=list(seeds),
                        arms=[{"name": "supervised", "recipe": "supervised", "epochs": 1},
                              {"name": "simclr → linear", "recipe": "simclr", "epochs": 1,
                               "protocol": "linear"}],
@@ -38,19 +41,39 @@ def _sweep_cfg(fmnist_dir: Path, out: Path, cluster: str = "local") -> dict:
 
 
 def test_submitit_runs_a_sweep_with_a_shared_pretraining_to_its_rows(
-        fmnist_dir: Path, tmp_path: Path) -> None:
-    cfg = _sweep_cfg(fmnist_dir, tmp_path / "out")
+        fmnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # One seed: every task is a fresh interpreter (seconds each); the other tests here cover
+    # the second seed's share of the plan.
+    cfg = _sweep_cfg(fmnist_dir, tmp_path / "out", seeds=(0,))
     sweep = Sweep(OmegaConf.create(cfg))
     layers = plan_units(sweep)
-    assert [len(layer) for layer in layers] == [6, 0, 0, 4]  # 4 supervised + 2 pre-trainings
+    assert [len(layer) for layer in layers] == [3, 0, 0, 2]  # 2 supervised + 1 pre-training
     lines: list[str] = []
+    # The tasks inherit this environment: without OMP_NUM_THREADS, launcher.cpus_per_job sets
+    # their threads.
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert launch(sweep, SweepSpec(cfg, ".", str(Path.cwd())), log=lines.append)
-    assert lines[0].startswith("10 units to run in 2 layers (6 training runs, 4 evaluations)")
+    assert lines[0].startswith("5 units to run in 2 layers (3 training runs, 2 evaluations)")
     rows = run_sweep(Sweep(OmegaConf.create(cfg)), train_missing=False)
-    assert len(rows) == 8
+    assert len(rows) == 4
     pretrainings = {row["run"] for row in rows if row["arm"] == "simclr → linear"}
-    assert len(pretrainings) == 2  # one per seed, shared by both fractions
+    assert len(pretrainings) == 1  # shared by both fractions
     assert plan_units(Sweep(OmegaConf.create(cfg))) == [[], [], [], []]
+    logs = "".join(log.read_text() for log in (tmp_path / "out" / "slurm").glob("*_log.out"))
+    assert logs.count("1 torch thread(s) (launcher.cpus_per_job=1)") == 5, logs
+
+
+def test_a_task_takes_its_allotted_cores_at_most_the_machines(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    saved = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        assert use_allotted_cores(1) == 1 == torch.get_num_threads()
+        assert use_allotted_cores(10_000) == os.cpu_count() == torch.get_num_threads()
+        monkeypatch.setenv("OMP_NUM_THREADS", "3")
+        assert use_allotted_cores(1) == 3 == torch.get_num_threads()
+    finally:
+        torch.set_num_threads(saved)
 
 
 def test_a_failed_task_is_named_and_the_same_command_finishes_the_rest(

@@ -57,7 +57,23 @@ class SweepSpec:
         return Sweep(OmegaConf.create(self.cfg), base_dir=self.base_dir)
 
 
-def run_unit(spec: SweepSpec, unit: Unit, rank: int = 0) -> str:
+def use_allotted_cores(cpus: int) -> int:
+    """Gives this process's torch ``cpus`` threads, at most the machine's cores
+    (``OMP_NUM_THREADS`` where it is set), and returns the count.
+
+    submitit's local executor starts a layer's tasks at once on one machine, and a SLURM node
+    does not always pin a task to the cores it was given: torch's default, a thread per core of
+    the machine in every task, would have the tasks fight over the cores, each several times
+    slower than on its share.
+    """
+    import torch
+
+    threads = int(os.environ.get("OMP_NUM_THREADS") or min(cpus, os.cpu_count() or cpus))
+    torch.set_num_threads(threads)
+    return threads
+
+
+def run_unit(spec: SweepSpec, unit: Unit, rank: int = 0, own_process: bool = False) -> str:
     """Runs one unit in a task (what submitit pickles and calls).
 
     Args:
@@ -65,8 +81,15 @@ def run_unit(spec: SweepSpec, unit: Unit, rank: int = 0) -> str:
         unit: The unit.
         rank: The task's rank among the tasks of a multi-GPU training run (one per GPU, as
             Lightning reads them from SLURM): rank 0 claims the run, the others join it.
+        own_process: The task is a process of its own (a SLURM or local task, not the debug
+            executor's call in the submitting process): it takes ``launcher.cpus_per_job``
+            torch threads (:func:`use_allotted_cores`).
     """
     sweep = spec.sweep()
+    if own_process:
+        threads = use_allotted_cores(sweep.cfg.launcher.cpus_per_job)
+        print_now(f"{unit.kind} {unit.name}: {threads} torch thread(s) "
+                  f"(launcher.cpus_per_job={sweep.cfg.launcher.cpus_per_job})")
     job = sweep.jobs[unit.index]
     if unit.kind == "train" and rank > 0:
         train(sweep.run_cfg(job))
@@ -88,9 +111,9 @@ class UnitTask:
 
         try:
             rank = submitit.JobEnvironment().global_rank
-        except RuntimeError:  # not inside a submitit job (the debug executor)
-            rank = 0
-        return run_unit(spec, unit, rank)
+        except RuntimeError:  # not inside a submitit job (the debug executor: this process)
+            return run_unit(spec, unit)
+        return run_unit(spec, unit, rank, own_process=True)
 
     def checkpoint(self, spec: SweepSpec, unit: Unit) -> Any:
         import submitit
