@@ -21,7 +21,8 @@ from omegaconf import OmegaConf
 import fkt_plugin.cli.compare
 from fkt_plugin.errors import ConfigError, FKTError
 from fkt_plugin.sweep import Sweep, run_sweep
-from fkt_plugin.sweep.launch import SweepSpec, launch, plan_units, use_allotted_cores
+from fkt_plugin.sweep.execute import use_allotted_cores
+from fkt_plugin.sweep.launch import SweepSpec, launch, plan_units
 from tests.helpers import REPO, run_tool
 from tests.test_compare import compare_cfg
 

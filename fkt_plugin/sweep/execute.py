@@ -211,6 +211,22 @@ def _label(job: Job) -> str:
     return f"{job.arm.name}, {100 * job.fraction:g}% labels, seed {job.seed}"
 
 
+def use_allotted_cores(cpus: int) -> int:
+    """Gives this process's torch ``cpus`` threads, at most the machine's cores
+    (``OMP_NUM_THREADS`` where it is set), and returns the count.
+
+    Processes that share a machine (a sweep's ``processes=N``, the tasks submitit's local
+    executor starts at once, tasks on a SLURM node that does not pin them to their cores) would
+    each take torch's default, a thread per core of the machine, and fight over the cores, each
+    several times slower than on its share.
+    """
+    import torch
+
+    threads = int(os.environ.get("OMP_NUM_THREADS") or min(cpus, os.cpu_count() or cpus))
+    torch.set_num_threads(threads)
+    return threads
+
+
 def start_helpers(logs: Path, count: int, args: list[str] | None = None,
                   ) -> list[tuple[subprocess.Popen[bytes], Path]]:
     """Starts ``count - 1`` more fkt-compare processes (they claim jobs as this one does), each
@@ -223,10 +239,7 @@ def start_helpers(logs: Path, count: int, args: list[str] | None = None,
     """
     if count == 1:
         return []
-    import torch
-
-    threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // count))
-    torch.set_num_threads(int(threads))
+    threads = str(use_allotted_cores(max(1, (os.cpu_count() or 1) // count)))
     # The command line as this process got it, the recipe folder made absolute: the helpers
     # run in the same working directory.
     if args is None:

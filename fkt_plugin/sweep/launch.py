@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fkt_plugin.errors import FKTError, MissingDependencyError
 from fkt_plugin.runner import train
-from fkt_plugin.sweep.execute import cluster_for, ensure_trained, run_job
+from fkt_plugin.sweep.execute import cluster_for, ensure_trained, run_job, use_allotted_cores
 from fkt_plugin.sweep.plan import Job, Sweep, print_now
 
 LAYERS = ("training runs", "clusterings", "students", "evaluations")
@@ -55,22 +55,6 @@ class SweepSpec:
     def sweep(self) -> Sweep:
         os.chdir(self.cwd)
         return Sweep(OmegaConf.create(self.cfg), base_dir=self.base_dir)
-
-
-def use_allotted_cores(cpus: int) -> int:
-    """Gives this process's torch ``cpus`` threads, at most the machine's cores
-    (``OMP_NUM_THREADS`` where it is set), and returns the count.
-
-    submitit's local executor starts a layer's tasks at once on one machine, and a SLURM node
-    does not always pin a task to the cores it was given: torch's default, a thread per core of
-    the machine in every task, would have the tasks fight over the cores, each several times
-    slower than on its share.
-    """
-    import torch
-
-    threads = int(os.environ.get("OMP_NUM_THREADS") or min(cpus, os.cpu_count() or cpus))
-    torch.set_num_threads(threads)
-    return threads
 
 
 def run_unit(spec: SweepSpec, unit: Unit, rank: int = 0, own_process: bool = False) -> str:
